@@ -1,0 +1,63 @@
+# bnn-flow: the front door. Each target is a thin call of a Python entry point (all have --help).
+#
+#   make setup                       venv + torch (CPU wheel first) + this package (editable, dev extras)
+#   make test                        the test suite (DATA= for the real-data tests)
+#   make demo                        short real training + evaluation of configs/student-small.yaml
+#   make train CONFIG=… DATA=… OUT=… [EPOCHS=…] [TEACHER=…]
+#   make eval  CKPT=… DATA=… [SPLIT=val|test|all]
+#   make data                        download the official CIFAR-10 python release into data/ (md5-checked)
+#   make gpu-train DATA=… OUT=…      teacher + flagship student with KD on one GPU (scripts/gpu_train.sh)
+
+SHELL      := /bin/bash
+PY         := .venv/bin/python
+TORCH_PIN  := torch==2.13.0
+SHARED_ZIP := ../shared/datasets/cifar10-jpeg/train.zip
+DATA       ?= $(if $(wildcard data/cifar-10-batches-py),data/cifar-10-batches-py,$(if $(wildcard $(SHARED_ZIP)),$(SHARED_ZIP),data/cifar-10-batches-py))
+CONFIG     ?= configs/student-small.yaml
+OUT        ?= runs/$(basename $(notdir $(CONFIG)))
+CKPT       ?= $(OUT)/checkpoint.pt
+SPLIT      ?= val
+EPOCHS     ?=
+TEACHER    ?=
+PYTEST_ARGS ?=
+
+STAMP := .venv/.installed
+
+.PHONY: setup test demo train eval data gpu-train bench clean-runs
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv .venv
+	@$(PY) -m pip install -q --upgrade pip
+	@# torch first: a bare requirement would pull a multi-GB CUDA build
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIN)
+	@$(PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+test: setup
+	BNN_DATA="$(DATA)" $(PY) -m pytest $(PYTEST_ARGS)
+
+train: setup
+	$(PY) -m model.train --config $(CONFIG) --data $(DATA) --out $(OUT) \
+	  $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(TEACHER),--teacher $(TEACHER))
+
+eval: setup
+	$(PY) -m model.evaluate --ckpt $(CKPT) --data $(DATA) --split $(SPLIT)
+
+data: setup
+	$(PY) -m model.download --out data
+
+demo: setup
+	@test -e "$(DATA)" || $(PY) -m model.download --out data
+	$(PY) -m model.train --config configs/student-small.yaml --data $(DATA) --out runs/demo --epochs $(or $(EPOCHS),1)
+	$(PY) -m model.evaluate --ckpt runs/demo/checkpoint.pt --data $(DATA) --split val
+
+gpu-train: setup
+	DATA=$(DATA) OUT=$(or $(filter-out runs/student-small,$(OUT)),runs/gpu) bash scripts/gpu_train.sh
+
+bench: setup
+	$(PY) benchmarks/train_throughput.py
+
+clean-runs:
+	rm -rf runs/demo

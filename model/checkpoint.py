@@ -1,0 +1,81 @@
+"""Checkpoints: one file holding everything a run needs to resume or to be deployed.
+
+Written atomically (temp file + rename), so an interrupted save never leaves a
+half-written checkpoint behind.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .atomic import atomic_write
+from .config import Config, config_from_dict
+from .errors import CheckpointError, FlowError
+from .factory import build_model
+from .phases import set_phase
+
+FORMAT = "bnn-flow-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    state = {"format": FORMAT, "version": VERSION, **state}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated: {first})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a {FORMAT} file")
+    if state.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {state.get('version')} is not supported (expected {VERSION})")
+    for key in ("config", "model", "epoch", "phase"):
+        if key not in state:
+            raise CheckpointError(f"{path}: checkpoint has no '{key}' entry")
+    return state
+
+
+def checkpoint_config(state: dict[str, Any], path: str | Path) -> Config:
+    try:
+        return config_from_dict(state["config"], f"{path} (recorded config)")
+    except FlowError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def load_model_state(model: nn.Module, state_dict: dict, path: str | Path) -> None:
+    """load_state_dict with a one-line error naming the first mismatching entry.
+
+    (Brevitas leaves a weight scale out of `state_dict()` until its first forward pass,
+    so the comparison is left to `load_state_dict(strict=True)`, which knows that.)"""
+    try:
+        result = model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0] if lines else "mismatch"
+        raise CheckpointError(f"{path}: weights do not match the model ({detail[:300]})") from None
+    if result.missing_keys or result.unexpected_keys:  # pragma: no cover - strict=True raises first
+        raise CheckpointError(f"{path}: weights do not match the model")
+
+
+def load_trained_model(path: str | Path) -> tuple[nn.Module, Config, dict[str, Any]]:
+    """Model (in eval mode, in its recorded phase), its config and the raw checkpoint."""
+    state = load_checkpoint(path)
+    cfg = checkpoint_config(state, path)
+    model = build_model(cfg.model)
+    load_model_state(model, state["model"], path)
+    if cfg.model.arch == "bireal":
+        set_phase(model, state["phase"])
+    model.eval()
+    return model, cfg, state

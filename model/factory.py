@@ -1,0 +1,19 @@
+"""Build the network a config names."""
+from __future__ import annotations
+
+from torch import nn
+
+from .config import ModelConfig
+from .student import BiRealStudent
+from .teachers import resnet18, resnet20
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    if cfg.arch == "bireal":
+        return BiRealStudent(cfg.widths, cfg.blocks, cfg.shortcut_bits, cfg.stem_kernel, cfg.sign_bias,
+                             cfg.num_classes)
+    if cfg.arch == "resnet20":
+        return resnet20(cfg.num_classes)
+    if cfg.arch == "resnet18":
+        return resnet18(cfg.num_classes)
+    raise ValueError(f"unknown arch {cfg.arch}")

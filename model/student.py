@@ -1,0 +1,161 @@
+"""The Bi-Real binarized student for 32x32 inputs.
+
+Every binary 3x3 conv has its own integer shortcut (Bi-Real's "double skip"):
+
+    x_{k+1} = Q( Q(BN(conv_±α(pad₋₁(sign(x_k + β))))) + shortcut(x_k) )
+
+* Q is the stage's N-bit power-of-two shortcut quantizer; one instance per stage
+  quantizes both operands of every add in the stage and the sum (so the add is an
+  integer add and the re-quantization a saturation).
+* sign(x + β) with a learnable per-channel β (ReActNet's RSign) is a per-channel
+  integer threshold on the shortcut integers.
+* The binary activations are padded with -1 explicitly: XNOR hardware has no 0.
+* Downsampling block (first block of stages 2..): the conv has stride 2 and twice
+  the channels; the shortcut is a 2x2 average pool re-quantized by the new stage's
+  Q (= integer 4-sum and a threshold step), duplicated along channels. No 1x1 float
+  conv: every value on the shortcut stays an N-bit integer.
+* Stem: binary-weight 3x3 conv on the UINT8 input (zero padding is exact there).
+* Head: global average pool (an integer sum; 1/HW is a power of two) and a ±1
+  classifier followed by one learnable scalar α, so argmax of its integer
+  accumulators is the prediction and the logits are exact in any runtime.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+
+from .layers import BinaryConv2d, ExactBatchNorm2d
+from .quantizers import BinaryWeightUnit, InputQuant, ShortcutQuant, SignActApproxSign
+
+
+def shortcut_quant(bits: int) -> QuantIdentity:
+    return QuantIdentity(act_quant=ShortcutQuant, bit_width=bits, return_quant_tensor=False)
+
+
+class BinaryActivation(nn.Module):
+    """sign(x) (BipolarQuant in the export); hardtanh(x) while its quantizer is disabled.
+
+    Progressive binarization's phase 1 disables the sign quantizer; a disabled Brevitas
+    quantizer is the identity, which would leave the whole network linear. hardtanh is
+    the real-valued relaxation of sign whose clipping the sign's gradient estimate assumes.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.quant = QuantIdentity(act_quant=SignActApproxSign, return_quant_tensor=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.quant.act_quant.is_quant_enabled:
+            return self.quant(x)
+        return F.hardtanh(x)
+
+
+class BiRealBlock(nn.Module):
+    """One binary 3x3 conv with its own integer shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int, quant: QuantIdentity, sign_bias: bool):
+        super().__init__()
+        if stride not in (1, 2) or (stride == 1 and cin != cout) or (stride == 2 and cout != 2 * cin):
+            raise ValueError(f"unsupported block {cin}->{cout} stride {stride}")
+        self.downsample = stride == 2
+        self.bias = nn.Parameter(torch.zeros(1, cin, 1, 1)) if sign_bias else None
+        self.sign = BinaryActivation()
+        self.conv = BinaryConv2d(cin, cout, 3, stride=stride)
+        self.bn = ExactBatchNorm2d(cout)
+        self.quant = quant  # shared by the stage: both add operands and the sum
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = x + self.bias if self.bias is not None else x
+        b = F.pad(self.sign(a), (1, 1, 1, 1), value=-1.0)
+        r = self.quant(self.bn(self.conv(b)))
+        if self.downsample:
+            # Two identical re-quantizations, not cat([s, s]): a node reading one tensor twice
+            # is renamed wrongly by qonnx's cleanup (ModelWrapper.rename_tensor fixes one use).
+            p = F.avg_pool2d(x, 2)
+            s = torch.cat([self.quant(p), self.quant(p)], dim=1)
+        else:
+            s = x
+        return self.quant(r + s)
+
+
+class BiRealStudent(nn.Module):
+    def __init__(self, widths=(64, 128, 256), blocks=(2, 2, 2), shortcut_bits: int = 4,
+                 stem_kernel: int = 3, sign_bias: bool = True, num_classes: int = 10):
+        super().__init__()
+        self.input_quant = QuantIdentity(act_quant=InputQuant, return_quant_tensor=False)
+        self.stem = BinaryConv2d(3, widths[0], stem_kernel, padding=stem_kernel // 2)
+        self.stem_bn = ExactBatchNorm2d(widths[0])
+        self.stage_quants = nn.ModuleList(shortcut_quant(shortcut_bits) for _ in widths)
+        self.stages = nn.ModuleList()
+        cin = widths[0]
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            stage = []
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                stage.append(BiRealBlock(cin, w, stride, self.stage_quants[i], sign_bias))
+                cin = w
+            self.stages.append(nn.Sequential(*stage))
+        self.classifier = QuantLinear(cin, num_classes, bias=False, weight_quant=BinaryWeightUnit)
+        self.classifier_scale = nn.Parameter(torch.tensor(cin ** -0.5))  # the classifier's α
+
+    def features(self, pixels: Tensor) -> list[Tensor]:
+        """Stage outputs (for feature distillation); the last one feeds the head."""
+        x = self.stage_quants[0](self.stem_bn(self.stem(self.input_quant(pixels))))
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+    def head(self, x: Tensor) -> Tensor:
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)) * self.classifier_scale
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        """pixels: float tensor of raw uint8 values 0..255, NCHW."""
+        return self.head(self.features(pixels)[-1])
+
+
+@dataclass(frozen=True)
+class Complexity:
+    binary_macs: int      # 1-bit x 1-bit MACs (XNOR-popcount) per image
+    input_macs: int       # 8-bit x 1-bit MACs of the stem per image
+    head_macs: int        # N-bit x 1-bit MACs of the classifier per image
+    params: int           # trainable parameters (latent weights, α, BN, β, scales)
+    weight_bits: int      # bits of the deployed weights (1 per binary weight)
+
+    @property
+    def total_macs(self) -> int:
+        return self.binary_macs + self.input_macs + self.head_macs
+
+
+def complexity(model: BiRealStudent, image_size: int = 32) -> Complexity:
+    """Counts MACs from the layer shapes: conv MACs = Cout·Cin·k²·Hout·Wout."""
+    macs = {}
+    hooks = []
+
+    def count(name):
+        def hook(mod, inp, out):
+            k = mod.weight.shape[1:].numel()
+            macs[name] = out.shape[1] * k * out.shape[2] * out.shape[3] if out.dim() == 4 else out.shape[1] * k
+        return hook
+
+    for name, mod in model.named_modules():
+        if isinstance(mod, (QuantConv2d, QuantLinear)):
+            hooks.append(mod.register_forward_hook(count(name)))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, image_size, image_size))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    weight_bits = sum(m.weight.numel() for m in model.modules() if isinstance(m, (QuantConv2d, QuantLinear)))
+    return Complexity(
+        binary_macs=sum(v for k, v in macs.items() if k not in ("stem", "classifier")),
+        input_macs=macs["stem"], head_macs=macs["classifier"],
+        params=sum(p.numel() for p in model.parameters()), weight_bits=weight_bits)
