@@ -23,7 +23,10 @@ PYTEST_ARGS ?=
 
 STAMP := .venv/.installed
 
-.PHONY: setup test demo train eval data gpu-train bench clean-runs
+.PHONY: help setup test demo train eval data gpu-train bench clean-runs
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(STAMP)
 
@@ -50,11 +53,11 @@ data: setup
 
 demo: setup
 	@test -e "$(DATA)" || $(PY) -m model.download --out data
-	$(PY) -m model.train --config configs/student-small.yaml --data $(DATA) --out runs/demo --epochs $(or $(EPOCHS),1)
+	$(PY) -m model.train --config configs/student-small.yaml --data $(DATA) --out runs/demo --epochs $(or $(EPOCHS),2)
 	$(PY) -m model.evaluate --ckpt runs/demo/checkpoint.pt --data $(DATA) --split val
 
 gpu-train: setup
-	DATA=$(DATA) OUT=$(or $(filter-out runs/student-small,$(OUT)),runs/gpu) bash scripts/gpu_train.sh
+	DATA=$(DATA) OUT=$(if $(filter command line,$(origin OUT)),$(OUT),runs/gpu) PY=$(PY) bash scripts/gpu_train.sh
 
 bench: setup
 	$(PY) benchmarks/train_throughput.py

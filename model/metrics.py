@@ -51,7 +51,9 @@ def plot_curves(rows: list[dict], path: Path, title: str | None = None) -> None:
     ax2.plot(ep, [100 * r["val_acc"] for r in rows], "s-", label="validation")
     ax2.set(xlabel="epoch", ylabel="top-1 accuracy (%)", title="accuracy")
     switch = [r["epoch"] for a, r in zip(rows, rows[1:]) if a.get("phase") == 1 and r.get("phase") == 2]
+    from matplotlib.ticker import MaxNLocator
     for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         for e in switch:
             ax.axvline(e - 0.5, color="grey", ls="--", lw=1, label="binary activations from here")
         ax.grid(alpha=0.3)

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 
 from .layers import BinaryConv2d, ExactBatchNorm2d
+from .staged import StagedNet
 from .quantizers import BinaryWeightUnit, InputQuant, ShortcutQuant, SignActApproxSign
 
 
@@ -83,7 +84,7 @@ class BiRealBlock(nn.Module):
         return self.quant(r + s)
 
 
-class BiRealStudent(nn.Module):
+class BiRealStudent(StagedNet):
     def __init__(self, widths=(64, 128, 256), blocks=(2, 2, 2), shortcut_bits: int = 4,
                  stem_kernel: int = 3, sign_bias: bool = True, num_classes: int = 10):
         super().__init__()
@@ -103,21 +104,11 @@ class BiRealStudent(nn.Module):
         self.classifier = QuantLinear(cin, num_classes, bias=False, weight_quant=BinaryWeightUnit)
         self.classifier_scale = nn.Parameter(torch.tensor(cin ** -0.5))  # the classifier's α
 
-    def features(self, pixels: Tensor) -> list[Tensor]:
-        """Stage outputs (for feature distillation); the last one feeds the head."""
-        x = self.stage_quants[0](self.stem_bn(self.stem(self.input_quant(pixels))))
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
+    def enter(self, pixels: Tensor) -> Tensor:
+        return self.stage_quants[0](self.stem_bn(self.stem(self.input_quant(pixels))))
 
     def head(self, x: Tensor) -> Tensor:
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)) * self.classifier_scale
-
-    def forward(self, pixels: Tensor) -> Tensor:
-        """pixels: float tensor of raw uint8 values 0..255, NCHW."""
-        return self.head(self.features(pixels)[-1])
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .staged import StagedNet
+
 CIFAR_MEAN = (125.3, 123.0, 113.9)
 CIFAR_STD = (63.0, 62.1, 66.7)
 
@@ -29,7 +31,7 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(StagedNet):
     """ResNet for 32x32 inputs: 3x3 stem, stages of BasicBlocks, global pool, linear."""
 
     def __init__(self, widths, blocks, num_classes: int = 10):
@@ -47,19 +49,12 @@ class CifarResNet(nn.Module):
             self.stages.append(nn.Sequential(*layers))
         self.fc = nn.Linear(cin, num_classes)
 
-    def features(self, pixels: Tensor) -> list[Tensor]:
-        x = self.stem((pixels - self.mean) / self.std)
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
+    def enter(self, pixels: Tensor) -> Tensor:
+        return self.stem((pixels - self.mean) / self.std)
 
     def head(self, x: Tensor) -> Tensor:
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
-    def forward(self, pixels: Tensor) -> Tensor:
-        return self.head(self.features(pixels)[-1])
 
 
 def resnet20(num_classes: int = 10) -> CifarResNet:

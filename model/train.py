@@ -169,6 +169,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after: in
     net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=is_student) if world > 1 else model
     step_fn = torch.compile(net) if (t.compile and cuda) else net
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (cuda and t.bf16) else nullcontext()
+    match_features = teacher is not None and cfg.distill.feature_weight > 0
     last = {}
     end_epoch = t.epochs if stop_after is None else min(t.epochs, start_epoch + stop_after)
     for epoch in range(start_epoch, end_epoch):
@@ -186,11 +187,9 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after: in
             with autocast:
                 if teacher is not None:
                     with torch.no_grad():
-                        t_feats = teacher.features(xb)
-                        t_logits = teacher.head(t_feats[-1])
-                if teacher is not None and cfg.distill.feature_weight > 0:
-                    feats = model.features(xb)  # DDP is bypassed only for this optional path on one device
-                    logits = model.head(feats[-1])
+                        t_logits, t_feats = teacher(xb, with_features=True)
+                if match_features:
+                    logits, feats = step_fn(xb, with_features=True)
                 else:
                     logits = step_fn(xb)
                 if teacher is None:
@@ -198,7 +197,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after: in
                 else:
                     loss = kd_loss(logits.float(), t_logits, yb, cfg.distill.lam, cfg.distill.temperature,
                                    t.label_smoothing)
-                    if cfg.distill.feature_weight > 0:
+                    if match_features:
                         loss = loss + cfg.distill.feature_weight * attention_loss(feats, t_feats)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -255,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, help="YAML config under configs/")
     ap.add_argument("--data", help="training data (overrides data.path): cifar-10-batches-py dir, ImageFolder dir or zip")
     ap.add_argument("--out", required=True, help="run folder: checkpoint.pt, metrics.jsonl/.csv, curves.png, config.yaml")
-    ap.add_argument("--epochs", type=int, help="override train.epochs")
+    ap.add_argument("--epochs", type=int, help="override train.epochs (binarize.weights_only_epochs is scaled "
+                                               "to keep its share unless set with --set)")
     ap.add_argument("--teacher", help="override distill.teacher (a teacher checkpoint)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -269,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.teacher:
         overrides["distill.teacher"] = args.teacher
     cfg = load_config(args.config, overrides)
+    if args.epochs is not None and "binarize.weights_only_epochs" not in overrides:
+        # keep the phase-1 share of the schedule when only the length changes
+        base = load_config(args.config).train
+        share = cfg.binarize.weights_only_epochs / base.epochs
+        cfg.binarize.weights_only_epochs = min(args.epochs, round(share * args.epochs))
     train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     return 0
 

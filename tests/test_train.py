@@ -99,6 +99,8 @@ def test_training_cli_and_eval_cli(release, tmp_path):
     r = run_cli("-m", "model.train", "--config", str(cfgfile), "--data", str(release), "--out", str(tmp_path / "run"),
                 "--epochs", "2", "--no-progress")
     assert r.returncode == 0, r.stderr
+    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in rows] == [1, 2]  # --epochs keeps phase 1's share (1 of 3 -> 1 of 2)
     r = run_cli("-m", "model.evaluate", "--ckpt", str(tmp_path / "run" / "checkpoint.pt"), "--data", str(release),
                 "--split", "test")
     assert r.returncode == 0, r.stderr
