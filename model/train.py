@@ -208,7 +208,8 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after: in
             correct += (logits.argmax(1) == yb).sum()
             if progress and main and bar.n % 10 == 0:
                 el = time.perf_counter() - t0
-                bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{seen * world / max(el, 1e-9):.0f}")
+                bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{(correct / seen).item():.3f}",
+                                img_s=f"{seen * world / max(el, 1e-9):.0f}")
         if cuda:
             torch.cuda.synchronize()
         train_time = time.perf_counter() - t0
