@@ -53,6 +53,9 @@ class TrainConfig:
     compile: bool = False            # torch.compile (CUDA only)
     bf16: bool = True                # bf16 autocast (CUDA only)
     channels_last: bool = True       # (CUDA only)
+    # Re-estimate BatchNorm statistics on this many (unaugmented) training images before each
+    # evaluation: binary nets move fast and the running averages lag behind (0 = off).
+    bn_recalibration_images: int = 2000
 
 
 @dataclass
@@ -164,6 +167,8 @@ def validate(cfg: Config, source: str) -> Config:
         bad("train.optimizer", t.optimizer, "choose adam or sgd")
     if t.lr <= 0:
         bad("train.lr", t.lr, "must be positive")
+    if t.bn_recalibration_images < 0:
+        bad("train.bn_recalibration_images", t.bn_recalibration_images, "must be >= 0")
     if not 0 <= b.weights_only_epochs <= t.epochs:
         bad("binarize.weights_only_epochs", b.weights_only_epochs, f"must lie in 0..train.epochs ({t.epochs})")
     if m.arch != "bireal" and b.weights_only_epochs:

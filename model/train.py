@@ -92,6 +92,26 @@ def load_teacher(path: str, device: torch.device) -> nn.Module:
     return teacher.to(device).eval()  # frozen, BatchNorm in inference mode
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: int) -> None:
+    """Replace every BatchNorm's running statistics by their plain average over `images`
+    (train-mode forward passes, no gradients). Deterministic: no randomness is drawn."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not bns or len(images) == 0:
+        return
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    was_training = model.training
+    model.train()
+    for i in range(0, len(images), batch_size):
+        model(images[i:i + batch_size].float())
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
+    model.train(was_training)
+
+
 def rng_state(gen: torch.Generator) -> dict:
     state = {"torch": torch.get_rng_state(), "data": gen.get_state()}
     if torch.cuda.is_available():
@@ -127,6 +147,11 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after: in
     train_idx, val_idx = stratified_split(ds.labels, cfg.data.val_size, cfg.data.split_seed)
     x_train, y_train = ds.images[train_idx].to(device), ds.labels[train_idx].to(device)
     x_val, y_val = ds.images[val_idx].to(device), ds.labels[val_idx].to(device)
+
+    # a fixed calibration subset, drawn from its own generator (resuming does not change it)
+    calib_gen = torch.Generator().manual_seed(t.seed + 1)
+    n_calib = min(t.bn_recalibration_images, len(train_idx))
+    x_calib = x_train[torch.randperm(len(train_idx), generator=calib_gen)[:n_calib].to(device)]
 
     model = build_model(cfg.model)
     ckpt_path = out_dir / CHECKPOINT
@@ -214,6 +239,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after: in
             torch.cuda.synchronize()
         train_time = time.perf_counter() - t0
         t1 = time.perf_counter()
+        recalibrate_batchnorm(model, x_calib, t.eval_batch_size)
         val_loss, val_acc = evaluate(model, x_val, y_val, t.eval_batch_size) if len(y_val) else (float("nan"), float("nan"))
         eval_time = time.perf_counter() - t1
         last = {
