@@ -124,3 +124,17 @@ def test_torchrun_two_processes_on_cpu(release, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rows = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2  # written once (rank 0), not once per process
+
+
+def test_batchnorm_recalibration_replaces_running_statistics_by_the_calibration_average():
+    from model.train import recalibrate_batchnorm
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    images = torch.rand(64, 3, 4, 4) * 255
+    net.eval()
+    recalibrate_batchnorm(net, images, batch_size=16)
+    assert not net.training and net[1].momentum == 0.1
+    with torch.no_grad():
+        z = net[0](images)
+    assert torch.allclose(net[1].running_mean, z.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-4)
+    per_batch_var = torch.stack([z[i:i + 16].var(dim=(0, 2, 3), unbiased=True) for i in range(0, 64, 16)])
+    assert torch.allclose(net[1].running_var, per_batch_var.mean(0), rtol=1e-4)

@@ -1,0 +1,178 @@
+"""Bit-exact comparison of every stage on the same images.
+
+    python -m verify.compare (--ckpt C | --config Y | --peer NAME) [--data D] [--images N] [--seed S]
+
+PyTorch (Brevitas, eval) -> QONNX (qonnx.core.onnx_exec) -> IR numpy -> IR onnxruntime.
+Each stage is compared with `numpy.array_equal`:
+
+* the class scores: the IR's integer accumulators turned into the model's float logits
+  exactly as the model computes them (the recorded scale and float32 ops), and the
+  predicted class;
+* every quantizer's output inside the network (QONNX tensor / scale == the IR's integers),
+  so that a difference hidden by the final scores is still caught.
+
+Prints one table (stage, images, mismatches, max difference, time); exits 1 on any mismatch.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.errors import run_cli
+
+
+@dataclass
+class StageResult:
+    stage: str
+    images: int
+    mismatches: int       # images whose scores, class or internal integers differ
+    max_diff: float       # largest absolute difference of the scores
+    seconds: float
+    note: str = ""
+
+
+def logits_from_ir(acc: np.ndarray, meta: dict) -> np.ndarray:
+    """The model's float32 logits from the IR's integer accumulators (exact for the
+    student: integer × power of two, then one correctly rounded op per recorded step)."""
+    x = acc.astype(np.float32) * np.float32(meta["logits"]["scale"])
+    for op, c in meta["logits"]["ops"]:
+        c = np.asarray(c, dtype=np.float32)
+        x = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide}[op](x, c).astype(np.float32)
+    return x
+
+
+def load_images(data: str | None, shape: tuple, n: int, seed: int) -> tuple[np.ndarray, str]:
+    """(N, C, H, W) uint8 images: real ones from `data` when their shape fits, else seeded random."""
+    if data:
+        from model.data import load_cifar10
+        ds = load_cifar10(data, "all" if not data.endswith(".zip") else "train",
+                          limit_per_class=max(1, -(-n // 10)))
+        if tuple(ds.images.shape[1:]) == tuple(shape):
+            g = torch.Generator().manual_seed(seed)
+            idx = torch.randperm(len(ds.labels), generator=g)[:n]
+            return ds.images[idx].numpy(), f"{len(idx)} real images from {data}"
+        why = f"the model takes {shape}, {data} holds {tuple(ds.images.shape[1:])}"
+    else:
+        why = "no DATA given"
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, *shape), dtype=np.uint8), f"{n} seeded random images ({why})"
+
+
+def run_stages(model, qonnx_model, graph, images: np.ndarray) -> list[StageResult]:
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from verify.golden_numpy import run_numpy
+    from verify.golden_onnx import run_onnxruntime
+
+    n = len(images)
+    x = torch.from_numpy(images).float()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        ref = model(x).numpy()
+    results = [StageResult("PyTorch (Brevitas, eval)", n, 0, 0.0, time.perf_counter() - t0, "reference")]
+    ref_label = ref.argmax(1)
+
+    # QONNX, image by image (qonnx executes node by node)
+    iname, oname = qonnx_model.graph.input[0].name, qonnx_model.graph.output[0].name
+    probes = graph.meta.get("probes", {})
+    t0 = time.perf_counter()
+    q_out, q_probe = [], []
+    for i in range(n):
+        ctx = execute_onnx(qonnx_model, {iname: images[i:i + 1].astype(np.float32)}, return_full_exec_context=True)
+        q_out.append(ctx[oname])
+        q_probe.append({name: ctx[name] for name in probes})
+    q_out = np.concatenate(q_out)
+    results.append(_compare("QONNX (qonnx execute_onnx)", ref, q_out, time.perf_counter() - t0))
+
+    nhwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+    t0 = time.perf_counter()
+    ir_np = run_numpy(graph, nhwc, return_all=True)
+    t_np = time.perf_counter() - t0
+    np_logits = logits_from_ir(ir_np[graph.outputs["logits"]], graph.meta)
+    res = _compare("IR numpy (golden)", ref, np_logits, t_np)
+    if "label" in graph.outputs:
+        bad_label = ir_np[graph.outputs["label"]].reshape(n) != ref_label
+        res.mismatches = int(np.count_nonzero(bad_label | _row_mismatch(ref, np_logits)))
+    # internal integers: every quantizer output, QONNX vs IR numpy
+    internal_bad = np.zeros(n, dtype=bool)
+    for qname, p in probes.items():
+        ir_vals = ir_np[p["ir"]]
+        for i in range(n):
+            q = q_probe[i][qname][0]
+            q = q if q.ndim == 1 else q.transpose(1, 2, 0)
+            q_int = q / np.float32(p["scale"]) if not p["bipolar"] else q
+            if not np.array_equal(q_int, ir_vals[i]):
+                internal_bad[i] = True
+    res.mismatches = max(res.mismatches, int(internal_bad.sum()))
+    res.note = f"{len(probes)} internal integer tensors compared with QONNX"
+    results.append(res)
+
+    t0 = time.perf_counter()
+    ort = run_onnxruntime(graph, nhwc)
+    t_ort = time.perf_counter() - t0
+    res = _compare("IR onnxruntime", ref, logits_from_ir(ort["logits"], graph.meta), t_ort)
+    same_ints = np.all(ort["logits"].reshape(n, -1) == ir_np[graph.outputs["logits"]].reshape(n, -1), axis=1)
+    res.mismatches = max(res.mismatches, int(np.count_nonzero(~same_ints)))
+    res.note = "integer accumulators equal to IR numpy" if same_ints.all() else "accumulators differ from IR numpy"
+    results.append(res)
+    return results
+
+
+def _row_mismatch(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    got = got.reshape(ref.shape)
+    return ~np.all(ref == got, axis=1) | (ref.argmax(1) != got.argmax(1))
+
+
+def _compare(stage: str, ref: np.ndarray, got: np.ndarray, seconds: float) -> StageResult:
+    got = got.reshape(ref.shape)
+    return StageResult(stage, len(ref), int(np.count_nonzero(_row_mismatch(ref, got))),
+                       float(np.max(np.abs(ref.astype(np.float64) - got))), seconds)
+
+
+def format_table(results: list[StageResult]) -> str:
+    head = f"{'stage':30} {'images':>7} {'mismatches':>10} {'max diff':>10} {'time s':>8} {'img/s':>8}  note"
+    rows = [head, "-" * len(head)]
+    for r in results:
+        rows.append(f"{r.stage:30} {r.images:7d} {r.mismatches:10d} {r.max_diff:10.3g} {r.seconds:8.2f} "
+                    f"{r.images / max(r.seconds, 1e-9):8.0f}  {r.note}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from build_flow.compile import compile_model
+    from build_flow.models import select_model
+
+    ap = argparse.ArgumentParser(prog="python -m verify.compare", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ckpt")
+    ap.add_argument("--config")
+    ap.add_argument("--peer")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", help="real images (cifar-10-batches-py, ImageFolder or zip)")
+    ap.add_argument("--images", type=int, default=64)
+    ap.add_argument("--out", help="keep the QONNX model and IR here (default: a temp folder)")
+    args = ap.parse_args(argv)
+    sel = select_model(args.ckpt, args.config, args.peer, args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.out or tmp)
+        t0 = time.perf_counter()
+        qonnx_model, graph = compile_model(sel, out)
+        print(f"{sel.name}: exported and lowered in {time.perf_counter() - t0:.1f} s "
+              f"({len(graph.layers)} IR layers)")
+        images, what = load_images(args.data, sel.input_shape, args.images, args.seed)
+        print(f"images: {what}")
+        results = run_stages(sel.model, qonnx_model, graph, images)
+    print(format_table(results))
+    bad = sum(r.mismatches for r in results)
+    print("bit-exact: every stage agrees on every image" if bad == 0 else f"MISMATCH in {bad} image-stages")
+    return 0 if bad == 0 else 1
+
+
+if __name__ == "__main__":
+    run_cli(main)
