@@ -7,6 +7,9 @@
 #   make eval  CKPT=… DATA=… [SPLIT=val|test|all]
 #   make data                        download the official CIFAR-10 python release into data/ (md5-checked)
 #   make gpu-train DATA=… OUT=…      teacher + flagship student with KD on one GPU (scripts/gpu_train.sh)
+#   make compile (CKPT=…|CONFIG=…|PEER=…) [SEED=0] OUT=…      QONNX model + integer IR into OUT
+#   make verify  (CKPT=…|CONFIG=…|PEER=…) [SEED=0] [DATA=…] [IMAGES=64]
+#                                    PyTorch = QONNX = IR numpy = IR onnxruntime, bit for bit (table)
 
 SHELL      := /bin/bash
 PY         := .venv/bin/python
@@ -20,10 +23,15 @@ SPLIT      ?= val
 EPOCHS     ?=
 TEACHER    ?=
 PYTEST_ARGS ?=
+SEED       ?= 0
+IMAGES     ?= 64
+PEER       ?=
+# which model compile/verify use: CKPT= (given on the command line), CONFIG= or PEER=
+MODEL_ARGS = $(if $(PEER),--peer $(PEER),$(if $(filter command line,$(origin CKPT)),--ckpt $(CKPT),--config $(CONFIG))) --seed $(SEED)
 
 STAMP := .venv/.installed
 
-.PHONY: help setup test demo train eval data gpu-train bench clean-runs
+.PHONY: help setup test demo train eval data gpu-train bench compile verify clean-runs
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -58,6 +66,12 @@ demo: setup
 
 gpu-train: setup
 	DATA=$(DATA) OUT=$(if $(filter command line,$(origin OUT)),$(OUT),runs/gpu) PY=$(PY) bash scripts/gpu_train.sh
+
+compile: setup
+	$(PY) -m build_flow.compile $(MODEL_ARGS) --out $(if $(filter command line,$(origin OUT)),$(OUT),build/compile)
+
+verify: setup
+	$(PY) -m verify.compare $(MODEL_ARGS) --images $(IMAGES) $(if $(filter command line,$(origin DATA)),--data $(DATA),$(if $(wildcard $(DATA)),--data $(DATA)))
 
 bench: setup
 	$(PY) benchmarks/train_throughput.py

@@ -114,3 +114,23 @@ def test_peer_networks_lower_bit_exactly(tmp_path, peer, shape):
     logits, out = ir_logits(graph, x)
     assert np.array_equal(logits, ref)
     assert np.array_equal(out["label"].reshape(-1), ref.argmax(1))
+
+
+def test_verify_table_on_real_images(tmp_path, capsys):
+    """verify.compare's command line: every stage bit-exact on real training images."""
+    import os
+
+    import yaml
+
+    from verify.compare import main as compare_main
+
+    data = os.environ.get("BNN_DATA", "../shared/datasets/cifar10-jpeg/train.zip")
+    if not os.path.exists(data):
+        pytest.skip(f"real images not found at {data} (set BNN_DATA)")
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "tiny", "model": {"widths": [8, 16], "blocks": [1, 2], "shortcut_bits": 8}}))
+    assert compare_main(["--config", str(cfg), "--data", data, "--images", "32", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "32 real images from" in out and "bit-exact: every stage agrees on every image" in out
+    for stage in ("PyTorch", "QONNX", "IR numpy", "IR onnxruntime"):
+        assert stage in out

@@ -52,8 +52,7 @@ def load_images(data: str | None, shape: tuple, n: int, seed: int) -> tuple[np.n
     """(N, C, H, W) uint8 images: real ones from `data` when their shape fits, else seeded random."""
     if data:
         from model.data import load_cifar10
-        ds = load_cifar10(data, "all" if not data.endswith(".zip") else "train",
-                          limit_per_class=max(1, -(-n // 10)))
+        ds = load_cifar10(data, "all", limit_per_class=max(1, -(-n // 10)))
         if tuple(ds.images.shape[1:]) == tuple(shape):
             g = torch.Generator().manual_seed(seed)
             idx = torch.randperm(len(ds.labels), generator=g)[:n]
