@@ -134,3 +134,17 @@ def test_verify_table_on_real_images(tmp_path, capsys):
     assert "32 real images from" in out and "bit-exact: every stage agrees on every image" in out
     for stage in ("PyTorch", "QONNX", "IR numpy", "IR onnxruntime"):
         assert stage in out
+
+
+def test_compare_catches_an_internal_difference(tmp_path):
+    """A wrong threshold inside the net is reported, even where the final scores might hide it."""
+    from verify.compare import run_stages
+
+    model = tiny_student(4, seed=5)
+    qonnx_model, graph = compile_model(Selected(model, (3, 32, 32), "tiny", "config"), tmp_path)
+    images = random_pixels(4, seed=9).numpy().astype(np.uint8)
+    assert all(r.mismatches == 0 for r in run_stages(model, qonnx_model, graph, images))
+    first = next(l for l in graph.layers if l.op == "MatrixVector" and "thresholds" in l.attrs)
+    graph.arrays[first.attrs["thresholds"]] = graph.arrays[first.attrs["thresholds"]] + 3
+    bad = {r.stage: r.mismatches for r in run_stages(model, qonnx_model, graph, images)}
+    assert bad["IR numpy (golden)"] == 4 and bad["QONNX (qonnx execute_onnx)"] == 0

@@ -105,9 +105,13 @@ def run_stages(model, qonnx_model, graph, images: np.ndarray) -> list[StageResul
         ir_vals = ir_np[p["ir"]]
         for i in range(n):
             q = q_probe[i][qname][0]
-            q = q if q.ndim == 1 else q.transpose(1, 2, 0)
             q_int = q / np.float32(p["scale"]) if not p["bipolar"] else q
-            if not np.array_equal(q_int, ir_vals[i]):
+            ir = ir_vals[i]
+            if q.ndim == 3:
+                ir = ir.transpose(2, 0, 1)        # IR (H, W, C) -> QONNX (C, H, W)
+            elif ir.ndim == 3:
+                ir = ir.transpose(2, 0, 1).reshape(-1)  # QONNX flattened a map before this quantizer
+            if not np.array_equal(q_int, ir):
                 internal_bad[i] = True
     res.mismatches = max(res.mismatches, int(internal_bad.sum()))
     res.note = f"{len(probes)} internal integer tensors compared with QONNX"
