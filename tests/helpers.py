@@ -7,30 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.layers import ExactBatchNorm2d
+from build_flow.models import randomize_batchnorm
 from model.student import BiRealStudent
-
-
-def randomize_student(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random BatchNorm statistics and affine parameters (negative γ included) and sign offsets,
-    so that a randomly initialized model exercises every threshold direction."""
-    g = torch.Generator().manual_seed(seed)
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            n = mod.num_features
-            mod.running_mean.copy_(torch.randn(n, generator=g) * 2)
-            mod.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.3)
-            mod.weight.data.copy_(torch.randn(n, generator=g))
-            mod.bias.data.copy_(torch.randn(n, generator=g))
-    for name, p in model.named_parameters():
-        if name.endswith(".bias") and p.dim() == 4:  # sign offsets β
-            p.data.copy_(torch.randn(p.shape, generator=g) * 0.5)
-    return model
 
 
 def tiny_student(bits: int = 4, seed: int = 0) -> BiRealStudent:
     torch.manual_seed(seed)
-    return randomize_student(BiRealStudent((8, 16), (1, 2), shortcut_bits=bits), seed).eval()
+    return randomize_batchnorm(BiRealStudent((8, 16), (1, 2), shortcut_bits=bits), seed).eval()
 
 
 def random_pixels(n: int, seed: int = 0, size: int = 32) -> torch.Tensor:
