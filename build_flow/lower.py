@@ -370,28 +370,29 @@ class Lowering:
                 self.views[node.input[1]] = Weights(w.signs.T, w.scale)
         self.on_MatMul(node)
 
-    def on_MaxPool(self, node):
-        v = self.int_input(node)
+    def pool_window(self, node, v: IntView) -> tuple[int, int, tuple[int, int, int]]:
+        """(kernel, stride, output shape) of an unpadded, floor-mode pooling node."""
         a = _attrs(node)
         k, s = a["kernel_shape"][0], a.get("strides", a["kernel_shape"])[0]
         if any(a.get("pads", [0])) or a.get("ceil_mode", 0):
-            self.fail(node, "padded or ceil-mode max-pooling is not supported")
+            self.fail(node, "padded or ceil-mode pooling is not supported")
         h, w, c = self.tensors[v.tensor].shape
-        out = self.new_tensor(node.name, ((h - k) // s + 1, (w - k) // s + 1, c), v.lo, v.hi, v.bipolar)
+        return k, s, ((h - k) // s + 1, (w - k) // s + 1, c)
+
+    def on_MaxPool(self, node):
+        v = self.int_input(node)
+        k, s, shape = self.pool_window(node, v)
+        out = self.new_tensor(node.name, shape, v.lo, v.hi, v.bipolar)
         self.add_layer("MaxPool", node.name, [v.tensor], [out], kernel=k, stride=s)
         self.views[node.output[0]] = IntView(out, v.scale, v.lo, v.hi, v.bipolar)
 
     def on_AveragePool(self, node):
         v = self.int_input(node)
-        a = _attrs(node)
-        k, s = a["kernel_shape"][0], a.get("strides", a["kernel_shape"])[0]
-        if any(a.get("pads", [0])) or a.get("ceil_mode", 0):
-            self.fail(node, "padded or ceil-mode average pooling is not supported")
-        if (k * k) & (k * k - 1):
-            self.fail(node, f"average over {k}x{k} = {k * k} values is not exact in float (use a power of two)")
-        h, w, c = self.tensors[v.tensor].shape
+        k, s, shape = self.pool_window(node, v)
         n = k * k
-        out = self.new_tensor(node.name, ((h - k) // s + 1, (w - k) // s + 1, c), n * v.lo, n * v.hi)
+        if n & (n - 1):
+            self.fail(node, f"average over {k}x{k} = {n} values is not exact in float (use a power of two)")
+        out = self.new_tensor(node.name, shape, n * v.lo, n * v.hi)
         self.add_layer("SumPool", node.name, [v.tensor], [out], kernel=k, stride=s)
         self.views[node.output[0]] = IntView(out, v.scale / n, n * v.lo, n * v.hi)
 

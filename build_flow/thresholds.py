@@ -78,11 +78,6 @@ def find_thresholds(levels: Callable[[np.ndarray], np.ndarray], acc_min: int, ac
     return Thresholds(values, direction, y_min)
 
 
-def round_half_even_fraction(x: Fraction) -> int:
-    """round() on a Fraction is already half-to-even in Python; spelled out for readers."""
-    return round(x)
-
-
 def rational_levels(acc: int, factors: list[float], offset: float, scale: float, y_min: int, y_max: int) -> int:
     """clamp(round_half_even((acc · Π factors + offset) / scale)) in exact rational arithmetic,
     with every float32 constant taken at its exact value."""
@@ -90,5 +85,5 @@ def rational_levels(acc: int, factors: list[float], offset: float, scale: float,
     for f in factors:
         v *= Fraction(float(np.float32(f)))
     v += Fraction(float(np.float32(offset)))
-    q = round_half_even_fraction(v / Fraction(float(np.float32(scale))))
+    q = round(v / Fraction(float(np.float32(scale))))  # Python rounds a Fraction half to even
     return max(y_min, min(y_max, q))
