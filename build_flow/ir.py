@@ -109,6 +109,10 @@ class Graph:
     arrays: dict[str, np.ndarray]            # weights / thresholds / directions by key
     meta: dict[str, Any] = field(default_factory=dict)  # logit_scale, input transform, source
 
+    def transform(self, step) -> "Graph":
+        """A new graph: `step` (a build_flow.ir_passes.IRPass) applied to a copy of this one."""
+        return step(self)
+
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]
 

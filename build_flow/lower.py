@@ -1,6 +1,12 @@
-"""QONNX -> integer dataflow IR.
+"""QONNX -> integer dataflow IR: a chain of small steps (see `lower`).
 
-The lowering walks the cleaned QONNX graph once, in topological order, and keeps for
+1. qonnx's own transformations prepare the graph (shapes, unique names, BatchNorm as a
+   float32 Mul/Add pair);
+2. `Lowering` translates QONNX nodes to IR layers, one handler per op (below);
+3. IR passes (build_flow.ir_passes) fuse thresholds into matrix-vector units, merge
+   duplicate layers and make forks explicit.
+
+The translation walks the cleaned QONNX graph once, in topological order, and keeps for
 every QONNX tensor one of three views:
 
 * `IntView`  – the tensor is integers × a float scale (an IR tensor exists for it);
@@ -12,8 +18,7 @@ every QONNX tensor one of three views:
 * `Weights`  – a ±1 weight tensor (BipolarQuant of an initializer).
 
 Anything that cannot be mapped exactly raises `LoweringError` naming the node, its op
-and why; the caller writes no IR then. Before the walk, qonnx's own transformations
-tidy the graph (shapes, constants, unique names).
+and why; the caller writes no IR then.
 """
 from __future__ import annotations
 
@@ -22,12 +27,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
 from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.transformation.infer_shapes import InferShapes
 
 from model.errors import FlowError
 
 from .ir import Graph, Layer, Tensor, int_dtype_for
+from .ir_passes import IR_PASSES
 from .thresholds import find_thresholds
 
 
@@ -64,7 +71,7 @@ def _attrs(node) -> dict:
 
 class Lowering:
     def __init__(self, model: ModelWrapper):
-        self.m = model.transform(InferShapes()).transform(GiveUniqueNodeNames())
+        self.m = model
         self.views: dict[str, IntView | Pending | Weights] = {}
         self.tensors: dict[str, Tensor] = {}
         self.layers: list[Layer] = []
@@ -119,7 +126,7 @@ class Lowering:
             handler = getattr(self, f"on_{node.op_type}", None)
             if handler is None:
                 self.fail(node, "unsupported op (the IR maps Quant, BipolarQuant, Conv, MatMul, Gemm, Mul, Add, Sub, "
-                                "Div, BatchNormalization, Pad, AveragePool, MaxPool, GlobalAveragePool, Flatten, Reshape, Concat)")
+                                "Div, Pad, AveragePool, MaxPool, GlobalAveragePool, Flatten, Reshape, Concat)")
             if node.op_type == "Quant" and node.input[0] == graph_in:
                 self.on_input_quant(node)
             else:
@@ -421,22 +428,6 @@ class Lowering:
         else:
             self.views[node.output[0]] = v
 
-    def on_BatchNormalization(self, node):
-        """Inference BatchNorm as PyTorch's CPU kernel computes it: x·α + β with
-        α = γ / sqrt(var + eps) and β = bias − mean·α, all in float32."""
-        gamma, bias, mean, var = (self.const(n) for n in node.input[1:5])
-        if any(c is None for c in (gamma, bias, mean, var)):
-            self.fail(node, "BatchNorm parameters must be constants")
-        eps = np.float32(_attrs(node).get("epsilon", 1e-5))
-        alpha = (gamma.astype(np.float32) / np.sqrt(var.astype(np.float32) + eps)).astype(np.float32)
-        beta = (bias.astype(np.float32) - mean.astype(np.float32) * alpha).astype(np.float32)
-        v = self.views.get(node.input[0])
-        if isinstance(v, IntView):
-            v = Pending(v)
-        if not isinstance(v, Pending):
-            self.fail(node, "input is not derived from a quantized tensor")
-        self.views[node.output[0]] = Pending(v.src, v.ops + [("Mul", alpha), ("Add", beta)])
-
     on_Reshape = on_Flatten
 
     def on_Concat(self, node):
@@ -473,86 +464,16 @@ class Lowering:
             if sign != 0:
                 label = self.new_tensor("label", (), 0, self.tensors[logits].shape[0])
                 self.add_layer("LabelSelect", "label_select", [logits], [label], largest=bool(sign > 0))
-        self.fuse_thresholds()
-        self.merge_duplicates()
-        self.insert_forks()
         # Where every quantizer's output lives in the IR, so golden models can compare
-        # internal integers too (not only the final scores).
-        self.meta["probes"] = {q: {"ir": t, "scale": sc, "bipolar": b} for q, (t, sc, b) in self.probes.items()
-                               if t in self.tensors}
+        # internal integers too (not only the final scores); PruneProbes drops those
+        # that later passes merge away.
+        self.meta["probes"] = {q: {"ir": t, "scale": sc, "bipolar": b} for q, (t, sc, b) in self.probes.items()}
         outputs = {"logits": logits}
         if label:
             outputs["label"] = label
         if self.input is None:
             raise LoweringError("the graph has no unsigned 8-bit input quantizer")
         return Graph(self.tensors, self.layers, self.input, outputs, self.arrays, self.meta)
-
-    def fuse_thresholds(self) -> None:
-        """A Threshold that is the only reader of a MatrixVector's accumulators becomes that
-        MatrixVector's own output stage (the matrix-vector-threshold unit)."""
-        for th in [l for l in self.layers if l.op == "Threshold"]:
-            producer = next((l for l in self.layers if th.inputs[0] in l.outputs), None)
-            readers = [l for l in self.layers if th.inputs[0] in l.inputs]
-            rows = self.arrays[th.attrs["thresholds"]].shape[0]
-            if producer is None or producer.op != "MatrixVector" or "thresholds" in producer.attrs or len(readers) != 1:
-                continue
-            if rows == 1 and self.tensors[th.inputs[0]].shape[-1] > 1:  # expand a shared row per channel
-                c = self.tensors[th.inputs[0]].shape[-1]
-                for k in ("thresholds", "direction"):
-                    self.arrays[th.attrs[k]] = np.repeat(self.arrays[th.attrs[k]], c, axis=0)
-            del self.tensors[th.inputs[0]]
-            producer.outputs = th.outputs
-            producer.attrs.update(th.attrs)
-            self.layers.remove(th)
-
-    def merge_duplicates(self) -> None:
-        """Layers computing the same thing from the same input (the downsampling shortcut
-        re-quantizes one pooled tensor twice) are computed once."""
-        def same(a: Layer, b: Layer) -> bool:
-            if (a.op, a.inputs) != (b.op, b.inputs) or a.attrs.keys() != b.attrs.keys():
-                return False
-            for k in a.attrs:
-                va, vb = a.attrs[k], b.attrs[k]
-                if k in ("weights", "thresholds", "direction"):
-                    va, vb = self.arrays[va], self.arrays[vb]
-                    if va.shape != vb.shape or not np.array_equal(va, vb):
-                        return False
-                elif va != vb:
-                    return False
-            return True
-
-        kept: list[Layer] = []
-        for layer in self.layers:
-            twin = next((k for k in kept if same(k, layer)), None)
-            if twin is None:
-                kept.append(layer)
-                continue
-            for old, new in zip(layer.outputs, twin.outputs):
-                for other in self.layers:
-                    other.inputs = [new if n == old else n for n in other.inputs]
-                del self.tensors[old]
-            for k in ("weights", "thresholds", "direction"):
-                if k in layer.attrs:
-                    self.arrays.pop(layer.attrs[k], None)
-        self.layers = kept
-
-    def insert_forks(self) -> None:
-        """Make every stream that several layers read an explicit Fork (streams are read once)."""
-        layers = []
-        for layer in [None] + self.layers:
-            if layer is not None:
-                layers.append(layer)
-            for t in (layer.outputs if layer is not None else [self.input]):
-                readers = [(l, i) for l in self.layers for i, n in enumerate(l.inputs) if n == t]
-                if len(readers) > 1:
-                    copies = []
-                    for k, (reader, i) in enumerate(readers):
-                        copy = f"{t}_fork{k}"
-                        self.tensors[copy] = Tensor(copy, self.tensors[t].shape, self.tensors[t].dtype)
-                        reader.inputs[i] = copy
-                        copies.append(copy)
-                    layers.append(Layer(f"{t}_fork", "Fork", [t], copies))
-        self.layers = layers
 
 
 @dataclass
@@ -561,6 +482,23 @@ class _PendingSum:
     b: IntView
 
 
+# qonnx's own transformations that prepare the graph. BatchNormToAffine computes
+# A = γ/sqrt(var+ε), B = β − A·mean in float32, as PyTorch's inference kernel does, so the
+# Mul/Add chain it leaves is folded into thresholds exactly like the model's own.
+QONNX_PREPARE = (InferShapes(), GiveUniqueNodeNames(), BatchNormToAffine())
+
+
 def lower(model: ModelWrapper) -> Graph:
-    """QONNX (cleaned, batch 1) -> IR Graph; raises LoweringError naming the node it cannot map."""
-    return Lowering(model).run()
+    """QONNX (cleaned, batch 1) -> IR Graph; raises LoweringError naming the node it cannot map.
+
+    The chain: qonnx preparation (QONNX_PREPARE) -> translation to the IR (Lowering) ->
+    IR passes (build_flow.ir_passes.IR_PASSES); the graph records the steps it went through.
+    """
+    for step in QONNX_PREPARE:
+        model = model.transform(step)
+    graph = Lowering(model).run()
+    for step in IR_PASSES:
+        graph = graph.transform(step)
+    graph.meta["passes"] = ([type(s).__name__ for s in QONNX_PREPARE] + ["Lowering"]
+                            + [type(s).__name__ for s in IR_PASSES])
+    return graph

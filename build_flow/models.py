@@ -83,3 +83,25 @@ def select_model(ckpt: str | None = None, config: str | None = None, peer: str |
     size = 32 if cfg.get("MODEL", "ARCH") == "CNV" else 28
     model = randomize_batchnorm(PixelInput(net), seed).eval()
     return Selected(model, (channels, size, size), f"{peer.lower()}-random{seed}", "peer")
+
+
+def briefly_trained_student(bits: int, data: str, out_dir, images_per_class: int = 60, seed: int = 0) -> Selected:
+    """A small Bi-Real student (widths 8-16) trained for two short epochs (binary weights,
+    then fully binary) on `images_per_class` real images per class: trained weights, scales
+    and BatchNorm statistics, for bit-exactness checks, in about half a minute on a CPU."""
+    from pathlib import Path
+
+    from model.checkpoint import load_trained_model
+    from model.config import config_from_dict
+    from model.train import train
+
+    cfg = config_from_dict({
+        "name": f"brief-{bits}bit",
+        "model": {"arch": "bireal", "widths": [8, 16], "blocks": [1, 2], "shortcut_bits": bits},
+        "data": {"path": str(data), "val_size": 100, "limit_per_class": images_per_class},
+        "train": {"epochs": 2, "batch_size": 32, "lr": 0.003, "bn_recalibration_images": 200, "seed": seed},
+        "binarize": {"weights_only_epochs": 1},
+    })
+    train(cfg, out_dir, progress=False)
+    model, _, _ = load_trained_model(Path(out_dir) / "checkpoint.pt")
+    return Selected(model, (3, 32, 32), cfg.name, "checkpoint")

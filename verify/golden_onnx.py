@@ -174,23 +174,43 @@ def _matrix_vector(e, layer, x):
         if layer.attrs.get("flatten"):  # a fully connected layer reading a whole (H, W, C) map
             x = e.op("Reshape", x, e.const([-1, w.shape[1]]))
         acc = _matmul(e, x, w, bound)
-    return acc if layer.attrs.get("thresholds") is None else _threshold(e, layer, acc)
+    if layer.attrs.get("thresholds") is None:
+        return acc
+    return _threshold(e, layer, acc, (-bound, bound))
 
 
-def _threshold(e, layer, acc):
+LUT_MAX_ENTRIES = 1 << 22  # a per-channel table of levels is used below this size
+
+
+def _threshold(e, layer, acc, acc_range=None):
     t = e.graph.arrays[layer.attrs["thresholds"]].astype(np.int64)
     d = e.graph.arrays[layer.attrs["direction"]].astype(np.int64)[:, None]
     out = e.graph.tensors[layer.outputs[0]]
     if len(t) not in (1, out.shape[-1]):
         raise IRError(f"layer '{layer.name}' ({layer.op}): {len(t)} threshold rows for {out.shape[-1]} channels")
-    # acc <= T  <=>  -acc >= -T: one comparison serves both directions; (…, C, 1) against (C, L)
-    signed = e.op("Mul", e.op("Unsqueeze", acc, e.const([-1])), e.const(d))
-    hits = e.op("Cast", e.op("GreaterOrEqual", signed, e.const(d * t)), to=TensorProto.INT64)
-    levels = e.op("Add", e.op("ReduceSum", hits, e.const([-1]), keepdims=0),
-                  e.const(np.int64(layer.attrs.get("y_min", 0))))
+    lo, hi = acc_range or dtype_range(e.graph.tensors[layer.inputs[0]].dtype)
+    if t.shape[1] > 2 and len(t) * (hi - lo + 1) <= LUT_MAX_ENTRIES:
+        levels = _threshold_table(e, t, d, lo, hi, acc)
+    else:
+        # acc <= T  <=>  -acc >= -T: one comparison serves both directions; (…, C, 1) against (C, L)
+        signed = e.op("Mul", e.op("Unsqueeze", acc, e.const([-1])), e.const(d))
+        hits = e.op("Cast", e.op("GreaterOrEqual", signed, e.const(d * t)), to=TensorProto.INT64)
+        levels = e.op("ReduceSum", hits, e.const([-1]), keepdims=0)
+    levels = e.op("Add", levels, e.const(np.int64(layer.attrs.get("y_min", 0))))
     if out.dtype == "BIPOLAR":  # levels {0, 1} -> -1/+1
         return e.op("Sub", e.op("Mul", levels, e.const(np.int64(2))), e.const(np.int64(1)))
     return levels
+
+
+def _threshold_table(e: _Emitter, t: np.ndarray, d: np.ndarray, lo: int, hi: int, acc: str) -> str:
+    """Many thresholds (an 8-bit requantizer has 255 per channel) as one Gather from a table
+    of the level of every reachable value, row by row, built from the definition
+    (count of d·v >= d·T_k); the (…, C, L) comparison would cost L times more per run."""
+    values = np.arange(lo, hi + 1, dtype=np.int64)
+    table = ((d[:, :, None] * values[None, None, :]) >= (d * t)[:, :, None]).sum(axis=1)  # (rows, hi-lo+1)
+    offsets = np.arange(len(t), dtype=np.int64) * (hi - lo + 1) - lo  # row c starts at c·(hi−lo+1)
+    index = e.op("Add", acc, e.const(offsets))  # (…, C) + (C,) or + (1,) for a shared row
+    return e.op("Gather", e.const(table.reshape(-1)), index, axis=0)
 
 
 def _max_pool(e, layer, x):
