@@ -10,6 +10,9 @@
 #   make compile (CKPT=…|CONFIG=…|PEER=…) [SEED=0] OUT=…      QONNX model + integer IR into OUT
 #   make verify  (CKPT=…|CONFIG=…|PEER=…) [SEED=0] [DATA=…] [IMAGES=64]
 #                                    PyTorch = QONNX = IR numpy = IR onnxruntime, bit for bit (table)
+#   make rtl    (CKPT=…|CONFIG=…|PEER=…) [FPS=3000|FOLDING=…] [CLOCK_MHZ=100] OUT=…   IR -> folding -> RTL
+#   make rtlsim (same) [IMAGES=16] [DATA=…]   Verilator: every output integer = IR golden model; cycles, FPS
+#   make synth  (same)                        Yosys synth_xilinx (7-series): LUT/FF/BRAM per layer
 
 SHELL      := /bin/bash
 PY         := .venv/bin/python
@@ -26,17 +29,33 @@ PYTEST_ARGS ?=
 SEED       ?= 0
 IMAGES     ?= 64
 PEER       ?=
+FPS        ?=
+CLOCK_MHZ  ?= 100
+FOLDING    ?=
+HW_OUT     = $(if $(filter command line,$(origin OUT)),$(OUT),build/rtl)
+HW_ARGS    = $(MODEL_ARGS) --out $(HW_OUT) --clock-mhz $(CLOCK_MHZ) $(if $(FPS),--fps $(FPS)) \
+             $(if $(FOLDING),--folding $(FOLDING))
 # which model compile/verify use: CKPT= (given on the command line), CONFIG= or PEER=
 MODEL_ARGS = $(if $(PEER),--peer $(PEER),$(if $(filter command line,$(origin CKPT)),--ckpt $(CKPT),--config $(CONFIG))) --seed $(SEED)
 
 STAMP := .venv/.installed
 
-.PHONY: help setup test demo train eval data gpu-train bench compile verify clean-runs
+.PHONY: help setup tools test demo train eval data gpu-train bench compile verify rtl rtlsim synth clean-runs
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
-setup: $(STAMP)
+setup: $(STAMP) tools
+
+# Verilator and Yosys from Debian's packages (the RTL backend's simulator and synthesizer)
+tools:
+	@command -v verilator >/dev/null && command -v yosys >/dev/null || { \
+	  echo "installing verilator and yosys (apt-get)"; \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get install -y -q verilator yosys >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q verilator yosys >/dev/null; }; }
+	@command -v verilator >/dev/null && command -v yosys >/dev/null || \
+	  { echo "error: verilator and yosys are needed: apt-get install verilator yosys" >&2; exit 1; }
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv .venv
@@ -72,6 +91,15 @@ compile: setup
 
 verify: setup
 	$(PY) -m verify.compare $(MODEL_ARGS) --images $(IMAGES) $(if $(filter command line,$(origin DATA)),--data $(DATA),$(if $(wildcard $(DATA)),--data $(DATA)))
+
+rtl: setup
+	$(PY) -m hw.flow rtl $(HW_ARGS)
+
+rtlsim: setup
+	$(PY) -m hw.flow rtlsim $(HW_ARGS) --images $(IMAGES) $(if $(filter command line,$(origin DATA)),--data $(DATA),$(if $(wildcard $(DATA)),--data $(DATA)))
+
+synth: setup
+	$(PY) -m hw.flow synth $(HW_ARGS)
 
 bench: setup
 	$(PY) benchmarks/train_throughput.py

@@ -1,0 +1,398 @@
+"""IR + folding -> a streaming accelerator in SystemVerilog, in one build folder.
+
+    OUT/rtl/bnn_top.sv      the top level: one instance per IR layer, AXI-Stream between them
+    OUT/rtl/lib/*.sv        the library modules it uses (copied from hw/rtl, so OUT is self-contained)
+    OUT/rtl/mem/*.mem       weight / threshold / direction memories ($readmemh)
+    OUT/rtl/filelist.f      the sources in compile order
+    OUT/design.json         ports, streams, FIFOs and the planner's cycles: what testbenches and reports read
+
+Between layers the generator inserts what the streams need: width converters where the
+producer's and the consumer's elements per beat differ (through their gcd), a fork where a
+graph output is also read inside the graph, and FIFOs on the branches of every Fork, sized
+so that the join (AddSat or Concat) never deadlocks and rarely throttles (`branch_fifo_depths`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from build_flow.ir import Graph, Layer, dtype_range
+from model.errors import FlowError
+
+from .mvtu_mem import mvtu_params, threshold_params
+from .planner import Folding, apply_folding, estimate_resources, predict_cycles, stream_elems
+from .stream import elem_width, is_signed
+from .swg_model import SWG_OUT_FIFO, swg_full_rate_extra_rows, swg_max_lead_beats
+
+RTL_DIR = Path(__file__).parent / "rtl"
+TOP = "bnn_top"
+FIFO_SLACK = 8  # beats every branch FIFO gets beyond its computed need
+FIFO_MARGIN = 1.1  # times the computed need
+
+
+class GenerateError(FlowError):
+    """An IR the RTL backend cannot build (names the layer and why)."""
+
+
+@dataclass
+class Stream:
+    """One AXI-Stream bus of the top level."""
+    name: str
+    ew: int
+    elems: int
+    signed: bool
+    bipolar: bool
+    dtype: str
+    shape: tuple
+
+    @property
+    def width(self) -> int:
+        return self.ew * self.elems
+
+    @property
+    def beats(self) -> int:
+        return max(1, int(np.prod(self.shape)) // self.elems) if self.shape else 1
+
+
+@dataclass
+class _Top:
+    wires: list[str] = field(default_factory=list)
+    instances: list[str] = field(default_factory=list)
+    modules: set = field(default_factory=set)
+    fifos: list[dict] = field(default_factory=list)
+    dwcs: list[dict] = field(default_factory=list)
+    count: int = 0
+
+
+def _ident(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+def _param_text(params: dict) -> str:
+    def value(v):
+        return f'"{v}"' if isinstance(v, str) else str(int(v))
+    return ", ".join(f".{k}({value(v)})" for k, v in params.items())
+
+
+# ---------------------------------------------------------------- FIFO sizing
+
+def _absorb(graph: Graph, layer: Layer, idx: int, elems: dict) -> float:
+    """Elements of its input `idx` that `layer` can take in before the matching output leaves."""
+    t = graph.tensors[layer.inputs[idx]]
+    e = elems[layer.outputs[0]]
+    if layer.op == "SlidingWindow":
+        h, w, c = t.shape
+        a = layer.attrs
+        extra = swg_full_rate_extra_rows(h, a["kernel"], a["stride"], a["pad"])
+        return (swg_max_lead_beats(h, w, c, e, a["kernel"], a["stride"], a["pad"], extra) + SWG_OUT_FIFO) * e
+    if layer.op == "MatrixVector":
+        return 2 * graph.arrays[layer.attrs["weights"]].shape[1] + 4 * layer.simd
+    if layer.op in ("MaxPool", "SumPool"):
+        return layer.attrs["kernel"] * t.shape[1] * t.shape[2] + 4 * e
+    if layer.op == "GlobalSumPool":
+        return int(np.prod(t.shape))
+    if layer.op == "Concat":  # input 0 flows while input 1 waits for its half of the pixel
+        return t.shape[-1] if idx == 0 else 0
+    return 4 * e
+
+
+def _branch_absorb(graph: Graph, start: str, elems: dict) -> float:
+    """Along one branch from tensor `start` to its join: total absorption in elements of `start`."""
+    total, tensor = 0.0, start
+    size0 = int(np.prod(graph.tensors[start].shape))
+    while True:
+        readers = graph.consumers(tensor)
+        if len(readers) != 1:
+            return total
+        layer = readers[0]
+        idx = layer.inputs.index(tensor)
+        scale = size0 / max(1, int(np.prod(graph.tensors[tensor].shape)))
+        total += _absorb(graph, layer, idx, elems) * scale
+        if layer.op == "Fork":
+            # a nested fork: its branches run side by side; the larger one bounds this branch
+            return total + max(_branch_absorb(graph, out, elems) * scale for out in layer.outputs)
+        if len(layer.inputs) > 1:
+            return total
+        tensor = layer.outputs[0]
+
+
+def branch_fifo_depths(graph: Graph, fork: Layer, elems: dict) -> list[int]:
+    """FIFO depth (beats) for each output of `fork`: what the other branches can swallow before
+    the join pairs their data with this branch's, plus slack."""
+    absorb = [_branch_absorb(graph, out, elems) for out in fork.outputs]
+    e = elems[fork.inputs[0]]
+    depths = []
+    for i in range(len(fork.outputs)):
+        others = max(a for j, a in enumerate(absorb) if j != i)
+        depths.append(int(math.ceil(others * FIFO_MARGIN / e)) + FIFO_SLACK)
+    return depths
+
+
+# ---------------------------------------------------------------- generation
+
+def generate(graph: Graph, folding: Folding, out_dir: str | Path) -> dict:
+    """Write the build folder (atomically: a temp folder renamed into OUT/rtl); returns design.json's content."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    graph = apply_folding(graph, folding)
+    tmp = Path(tempfile.mkdtemp(prefix=".rtl.", dir=out_dir))
+    try:
+        design = _write_rtl(graph, folding, tmp)
+        final = out_dir / "rtl"
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # paths inside the design point at the final folder
+    text = json.dumps(design, indent=1).replace(str(tmp), str(final))
+    (out_dir / "design.json").write_text(text)
+    for f in (final / "bnn_top.sv", final / "filelist.f"):
+        f.write_text(f.read_text().replace(str(tmp), str(final)))
+    return json.loads(text)
+
+
+def _stream_of(graph: Graph, tensor: str, elems: int) -> Stream:
+    t = graph.tensors[tensor]
+    return Stream(_ident(tensor), elem_width(t.dtype), elems, is_signed(t.dtype), t.dtype == "BIPOLAR", t.dtype,
+                  tuple(t.shape))
+
+
+def _write_rtl(graph: Graph, folding: Folding, rtl: Path) -> dict:
+    mem = rtl / "mem"
+    mem.mkdir(parents=True)
+    elems = stream_elems(graph, folding)
+    top = _Top()
+    streams: dict[str, Stream] = {}
+
+    def declare(name: str, width: int) -> str:
+        top.wires.append(f"    logic [{width - 1}:0] {name}_tdata;\n    logic {name}_tvalid;\n    logic {name}_tready;")
+        return name
+
+    def connect(prefix: str, wire: str) -> str:
+        return f".{prefix}_tdata({wire}_tdata), .{prefix}_tvalid({wire}_tvalid), .{prefix}_tready({wire}_tready)"
+
+    def instance(module: str, name: str, params: dict, ports: str) -> None:
+        top.modules.add(module)
+        top.instances.append(f"    {module} #({_param_text(params)}) {name} (\n        .clk(clk), .rst(rst),\n"
+                             f"        {ports});")
+
+    def adapt(wire: str, s: Stream, want: int, fifo_depth: int, hint: str) -> str:
+        """`wire` carrying `s` (s.elems per beat) as a bus of `want` elements; a FIFO of `fifo_depth`
+        beats (of the producer's width, in which the depth is computed) comes first."""
+        if fifo_depth:
+            top.count += 1
+            out = declare(f"{hint}_fifo{top.count}", s.width)
+            instance("bnn_fifo", f"u_{out}", {"W": s.width, "DEPTH": fifo_depth},
+                     f"{connect('s_axis', wire)},\n        {connect('m_axis', out)}")
+            top.fifos.append({"name": out, "stream": s.name, "depth": fifo_depth, "width": s.width,
+                              "bits": fifo_depth * s.width})
+            wire = out
+        steps = []
+        g = math.gcd(s.elems, want)
+        for a, b in ((s.elems, g), (g, want)):
+            if a != b:
+                steps.append((a, b))
+        for a, b in steps:
+            top.count += 1
+            out = declare(f"{hint}_dwc{top.count}", b * s.ew)
+            instance("bnn_dwc", f"u_{out}", {"EW": s.ew, "IN_E": a, "OUT_E": b},
+                     f"{connect('s_axis', wire)},\n        {connect('m_axis', out)}")
+            top.dwcs.append({"name": out, "stream": s.name, "in_e": a, "out_e": b})
+            wire = out
+        return wire
+
+    # the sinks of every tensor: layer inputs and top-level output ports
+    sinks: dict[str, list] = {}
+    for layer in graph.layers:
+        for i, name in enumerate(layer.inputs):
+            sinks.setdefault(name, []).append((layer, i))
+    for role, name in graph.outputs.items():
+        sinks.setdefault(name, []).append(role)
+
+    fifo_depth: dict[tuple[str, int], int] = {}
+    for layer in graph.layers:
+        if layer.op == "Fork":
+            for out, depth in zip(layer.outputs, branch_fifo_depths(graph, layer, elems)):
+                reader = graph.consumers(out)[0]
+                fifo_depth[(reader.name, reader.inputs.index(out))] = depth
+
+    # A matrix-vector unit with several neuron folds reads its input in bursts of SF beats and
+    # then idles: a FIFO of one vector lets its window generator work during the idle folds.
+    for layer in graph.layers:
+        if layer.op == "MatrixVector" and graph.producer(layer.inputs[0]) is not None \
+                and graph.producer(layer.inputs[0]).op == "SlidingWindow":
+            mh, mw = graph.arrays[layer.attrs["weights"]].shape
+            if mh // layer.pe > 1:
+                fifo_depth.setdefault((layer.name, 0), max(4, mw // layer.simd + 2))
+
+    # where each tensor's bus comes from (after an output fork, one wire per sink)
+    source_wire: dict[tuple, str] = {}
+
+    def produce(tensor: str, wire: str) -> None:
+        s = streams[tensor]
+        targets = sinks.get(tensor, [])
+        if len(targets) == 1:
+            source_wire[_key(targets[0])] = wire
+            return
+        outs = [declare(f"{s.name}_copy{k}", s.width) for k in range(len(targets))]
+        instance("bnn_fork", f"u_{s.name}_outfork", {"W": s.width, "N": len(outs)},
+                 f"{connect('s_axis', wire)},\n"
+                 f"        .m_axis_tdata({{{', '.join(o + '_tdata' for o in reversed(outs))}}}),\n"
+                 f"        .m_axis_tvalid({{{', '.join(o + '_tvalid' for o in reversed(outs))}}}),\n"
+                 f"        .m_axis_tready({{{', '.join(o + '_tready' for o in reversed(outs))}}})")
+        for target, o in zip(targets, outs):
+            source_wire[_key(target)] = o
+
+    def _key(target) -> tuple:
+        return ("port", target) if isinstance(target, str) else (target[0].name, target[1])
+
+    def take(layer: Layer, i: int, want: int) -> str:
+        tensor = layer.inputs[i]
+        wire = source_wire[(layer.name, i)]
+        return adapt(wire, streams[tensor], want, fifo_depth.get((layer.name, i), 0), f"{_ident(layer.name)}_in{i}")
+
+    streams[graph.input] = _stream_of(graph, graph.input, elems[graph.input])
+    in_stream = streams[graph.input]
+    produce(graph.input, "s_axis")
+
+    for layer in graph.layers:
+        for out in layer.outputs:
+            streams[out] = _stream_of(graph, out, elems[out])
+        ins = [streams[n] for n in layer.inputs]
+        outs = [declare(f"{streams[o].name}", streams[o].width) for o in layer.outputs]
+        name = f"u_{_ident(layer.name)}"
+        try:
+            module, params, want = _layer_module(graph, layer, ins, streams[layer.outputs[0]], mem, folding)
+        except ValueError as exc:
+            raise GenerateError(f"layer '{layer.name}' ({layer.op}): {exc}") from None
+        if layer.op == "Fork":
+            src = take(layer, 0, want[0])
+            instance(module, name, params,
+                     f"{connect('s_axis', src)},\n"
+                     f"        .m_axis_tdata({{{', '.join(o + '_tdata' for o in reversed(outs))}}}),\n"
+                     f"        .m_axis_tvalid({{{', '.join(o + '_tvalid' for o in reversed(outs))}}}),\n"
+                     f"        .m_axis_tready({{{', '.join(o + '_tready' for o in reversed(outs))}}})")
+        elif len(layer.inputs) == 2:
+            a, b = take(layer, 0, want[0]), take(layer, 1, want[1])
+            instance(module, name, params,
+                     f"{connect('s0_axis', a)},\n        {connect('s1_axis', b)},\n        {connect('m_axis', outs[0])}")
+        else:
+            src = take(layer, 0, want[0])
+            instance(module, name, params, f"{connect('s_axis', src)},\n        {connect('m_axis', outs[0])}")
+        for o, wire in zip(layer.outputs, outs):
+            produce(o, wire)
+
+    ports = {"input": {"port": "s_axis", **_stream_doc(in_stream)}, "outputs": {}}
+    port_text = [f"    input  logic [{in_stream.width - 1}:0] s_axis_tdata,",
+                 "    input  logic s_axis_tvalid,", "    output logic s_axis_tready"]
+    assigns = []
+    for role, tensor in graph.outputs.items():
+        s = streams[tensor]
+        port = f"m_axis_{role}"
+        ports["outputs"][role] = {"port": port, **_stream_doc(s)}
+        port_text[-1] += ","
+        port_text += [f"    output logic [{s.width - 1}:0] {port}_tdata,", f"    output logic {port}_tvalid,",
+                      f"    input  logic {port}_tready"]
+        wire = source_wire[("port", role)]
+        assigns.append(f"    assign {port}_tdata = {wire}_tdata;\n    assign {port}_tvalid = {wire}_tvalid;\n"
+                       f"    assign {wire}_tready = {port}_tready;")
+
+    lib = rtl / "lib"
+    lib.mkdir()
+    sources = []
+    for module in sorted(top.modules):
+        shutil.copy(RTL_DIR / f"{module}.sv", lib / f"{module}.sv")
+        sources.append(str((lib / f"{module}.sv").resolve()))
+    body = "\n".join(top.wires) + "\n\n" + "\n\n".join(top.instances) + "\n\n" + "\n".join(assigns)
+    source = graph.meta.get("source", {}).get("name", "model")
+    (rtl / "bnn_top.sv").write_text(
+        f"// Generated by hw/generate.py from the IR of '{source}' with folding '{folding.source}'. Do not edit:\n"
+        f"// regenerate (make rtl) or edit the folding file.\n"
+        f"module {TOP} (\n    input  logic clk,\n    input  logic rst,\n" + "\n".join(port_text) + "\n);\n\n"
+        + body + "\n\nendmodule\n")
+    sources.append(str((rtl / "bnn_top.sv").resolve()))
+    (rtl / "filelist.f").write_text("\n".join(sources) + "\n")
+    cycles = predict_cycles(graph, folding)
+    return {
+        "top": TOP, "sources": sources, "clock_mhz": folding.clock_mhz, "folding": folding.layers,
+        "ports": ports, "fifos": top.fifos, "dwcs": top.dwcs,
+        "layers": [{"name": l.name, "op": l.op, "instance": f"u_{_ident(l.name)}", "pe": l.pe, "simd": l.simd}
+                   for l in graph.layers],
+        "predicted": {"cycles": cycles, "frame_cycles": max(cycles.values()),
+                      "bottleneck": max(cycles, key=cycles.get),
+                      "resources": estimate_resources(graph, folding)},
+    }
+
+
+def _stream_doc(s: Stream) -> dict:
+    return {"tensor": s.name, "dtype": s.dtype, "shape": list(s.shape), "elems": s.elems, "ew": s.ew,
+            "width": s.width, "signed": s.signed, "bipolar": s.bipolar, "beats_per_frame": s.beats}
+
+
+def _layer_module(graph: Graph, layer: Layer, ins: list[Stream], out: Stream, mem: Path,
+                  folding: Folding) -> tuple[str, dict, list[int]]:
+    """(module, parameters, elements per beat wanted on each input) of one IR layer."""
+    a = layer.attrs
+    x = ins[0]
+    if layer.op == "MatrixVector":
+        params = mvtu_params(mem, _ident(layer.name), graph.arrays[a["weights"]], x.dtype, out.dtype, layer.pe,
+                             layer.simd, graph.arrays[a["thresholds"]] if a.get("thresholds") else None,
+                             graph.arrays[a["direction"]] if a.get("direction") else None, a.get("y_min"))
+        return "bnn_mvtu", params, [layer.simd]
+    if layer.op == "SlidingWindow":
+        h, w, c = x.shape
+        pad_value = a["pad_value"]
+        if a["pad"] == 0:
+            pattern = 0  # nothing is padded
+        elif x.bipolar:
+            if pad_value not in (-1, 1):
+                raise ValueError(f"pad value {pad_value} is not bipolar")
+            pattern = int(pad_value > 0)
+        else:
+            pattern = pad_value & ((1 << x.ew) - 1)
+        e = out.elems
+        extra = swg_full_rate_extra_rows(h, a["kernel"], a["stride"], a["pad"])  # 0 for pad-1 and 1x1 convs
+        return "bnn_swg", {"H": h, "W": w, "C": c, "E": e, "EW": x.ew, "K": a["kernel"], "S": a["stride"],
+                           "PAD": a["pad"], "PAD_VALUE": pattern, "EXTRA_ROWS": extra}, [e]
+    if layer.op == "Threshold":
+        c = x.shape[-1]
+        params = threshold_params(mem, _ident(layer.name), c, layer.pe, x.dtype, out.dtype,
+                                  graph.arrays[a["thresholds"]], graph.arrays[a["direction"]], a.get("y_min"))
+        return "bnn_threshold", params, [layer.pe]
+    if layer.op in ("MaxPool", "SumPool"):
+        if a["kernel"] != a["stride"]:
+            raise ValueError(f"kernel {a['kernel']} != stride {a['stride']}: the RTL pools non-overlapping windows only")
+        h, w, c = x.shape
+        mode = 2 if layer.op == "SumPool" else (1 if x.bipolar else 0)
+        return "bnn_pool", {"H": h, "W": w, "C": c, "E": layer.pe, "IN_EW": x.ew, "OUT_EW": out.ew, "MODE": mode,
+                            "K": a["kernel"], "IN_SIGNED": int(x.signed)}, [layer.pe]
+    if layer.op == "GlobalSumPool":
+        h, w, c = x.shape
+        return "bnn_global_sumpool", {"PIXELS": h * w, "C": c, "E": layer.pe, "IN_EW": x.ew, "OUT_EW": out.ew,
+                                      "IN_SIGNED": int(x.signed), "BIPOLAR": int(x.bipolar)}, [layer.pe]
+    if layer.op == "Fork":
+        return "bnn_fork", {"W": x.width, "N": len(layer.outputs)}, [x.elems]
+    if layer.op == "AddSat":
+        if ins[0].dtype != ins[1].dtype:
+            raise ValueError(f"inputs of different datatypes ({ins[0].dtype}, {ins[1].dtype})")
+        lo, hi = dtype_range(out.dtype)
+        return "bnn_addsat", {"E": layer.pe, "IN_EW": x.ew, "IN_SIGNED": int(x.signed), "OUT_EW": out.ew,
+                              "OUT_MIN": lo, "OUT_MAX": hi}, [layer.pe, layer.pe]
+    if layer.op == "Concat":
+        if len(ins) != 2 or ins[0].ew != ins[1].ew:
+            raise ValueError("the RTL concatenates two inputs of one element width")
+        return "bnn_concat", {"E": layer.pe, "EW": x.ew, "C0": ins[0].shape[-1], "C1": ins[1].shape[-1]}, \
+            [layer.pe, layer.pe]
+    if layer.op == "LabelSelect":
+        return "bnn_label_select", {"C": x.shape[-1], "E": layer.pe, "IN_EW": x.ew, "IN_SIGNED": int(x.signed),
+                                    "LARGEST": int(a.get("largest", True)), "OUT_W": out.ew}, [layer.pe]
+    raise ValueError("no RTL module for this op")

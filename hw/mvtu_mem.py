@@ -1,0 +1,234 @@
+"""Memory files and widths for bnn_mvtu (IR op MatrixVector) and bnn_threshold (IR op Threshold).
+
+Every file is read by ``$readmemh``: one hexadecimal word per line, line i = the word at address
+i, most significant digit first, exactly ceil(width/4) digits (the top digit never exceeds the
+word width), no address markers or comments.
+
+bnn_mvtu with ``NF = MH/PE`` neuron folds and ``SF = MW/SIMD`` synapse folds:
+
+* weights: depth NF·SF, width PE·SIMD; word ``nf*SF + sf``, bit ``p*SIMD + s`` is the weight of
+  row ``nf*PE + p``, column ``sf*SIMD + s`` (1 = +1, 0 = −1);
+* thresholds: depth NF, width PE·L·T_W; word ``nf``, element ``p*L + k`` (bits
+  ``[(p*L + k)*T_W +: T_W]``, two's complement) = threshold k of channel ``nf*PE + p``;
+* directions: depth NF, width PE; word ``nf``, bit ``p`` = 1 where channel ``nf*PE + p`` has
+  direction −1 (the unit then counts ``T_k >= acc``; else ``T_k <= acc``).
+
+bnn_threshold uses the same threshold/direction layout with E (elements per beat) in place of PE.
+
+Typical use by a generator (``mvtu_params`` does all of it for one IR layer)::
+
+    acc_w = acc_width(mw, *dtype_range(in_dtype))
+    t = clip_thresholds(thresholds, -acc_bound, acc_bound)   # optional: narrower T_W
+    write_weight_mem(d / "w.mem", weights, pe, simd)
+    write_threshold_mem(d / "t.mem", t, mh, pe, threshold_width(t))
+    write_direction_mem(d / "d.mem", direction, mh, pe)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from build_flow.ir import dtype_range
+from hw.stream import elem_width, is_signed
+
+__all__ = ["signed_width", "acc_width", "acc_bound", "threshold_width", "clip_thresholds", "expand_rows",
+           "weight_words", "threshold_words", "direction_words", "write_mem", "write_weight_mem",
+           "write_threshold_mem", "write_direction_mem", "mvtu_params", "threshold_params"]
+
+
+# ---------------------------------------------------------------- widths
+
+def signed_width(lo: int, hi: int) -> int:
+    """Bits of the narrowest two's complement type holding every integer in [lo, hi] (at least 2,
+    so that the sign bit is never the only bit)."""
+    lo, hi = int(lo), int(hi)
+    if lo > hi:
+        raise ValueError(f"empty range [{lo}, {hi}]")
+    return max(2, (-lo - 1).bit_length() + 1 if lo < 0 else 0, hi.bit_length() + 1)
+
+
+def acc_bound(mw: int, in_lo: int, in_hi: int) -> int:
+    """The largest |acc| of a ±1 row of length `mw` times inputs in [in_lo, in_hi] (pass (−1, 1)
+    for BIPOLAR inputs). Partial sums of fewer terms are bounded by it as well."""
+    if mw < 1:
+        raise ValueError(f"matrix width {mw} must be >= 1")
+    return int(mw) * max(abs(int(in_lo)), abs(int(in_hi)))
+
+
+def acc_width(mw: int, in_lo: int, in_hi: int) -> int:
+    """ACC_W for bnn_mvtu: signed bits of every accumulator (and partial sum) value,
+    [−acc_bound, acc_bound]."""
+    b = acc_bound(mw, in_lo, in_hi)
+    return signed_width(-b, b)
+
+
+def threshold_width(thresholds) -> int:
+    """T_W: signed bits holding every threshold value."""
+    t = np.asarray(thresholds, dtype=np.int64)
+    if t.size == 0:
+        return 2
+    return signed_width(int(t.min()), int(t.max()))
+
+
+def clip_thresholds(thresholds, lo: int, hi: int) -> np.ndarray:
+    """Thresholds clipped to [lo − 1, hi + 1] for inputs known to lie in [lo, hi].
+
+    No comparison T <= x or T >= x with x in [lo, hi] changes (a threshold above hi stays above it,
+    one below lo stays below), so the step function is the same while T_W shrinks to about the
+    input width."""
+    return np.clip(np.asarray(thresholds, dtype=np.int64), int(lo) - 1, int(hi) + 1)
+
+
+def expand_rows(arr, channels: int) -> np.ndarray:
+    """An IR per-channel array (one row per channel, or a single row shared by all) as `channels` rows."""
+    a = np.asarray(arr)
+    if a.shape[0] == channels:
+        return a
+    if a.shape[0] == 1:
+        return np.repeat(a, channels, axis=0)
+    raise ValueError(f"{a.shape[0]} rows for {channels} channels (need 1 or {channels})")
+
+
+# ---------------------------------------------------------------- words
+
+def _pack_words(elems: np.ndarray, ew: int) -> list[int]:
+    """(depth, n) integers -> `depth` words, element j at bits [j*ew +: ew] (two's complement)."""
+    elems = np.asarray(elems, dtype=np.int64)
+    depth, n = elems.shape
+    bits = ((elems[:, :, None] >> np.arange(ew, dtype=np.int64)) & 1).astype(np.uint8).reshape(depth, n * ew)
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
+
+
+def _check_fold(total: int, fold: int, what: str) -> int:
+    if fold < 1 or total % fold:
+        raise ValueError(f"{what} = {fold} does not divide {total}")
+    return total // fold
+
+
+def weight_words(weights, pe: int, simd: int) -> list[int]:
+    """The bnn_mvtu weight memory (NF·SF words of PE·SIMD bits) of an (MH, MW) ±1 matrix."""
+    w = np.asarray(weights)
+    if w.ndim != 2 or not np.isin(w, (-1, 1)).all():
+        raise ValueError(f"weights must be a 2-D ±1 array, got shape {w.shape}")
+    mh, mw = w.shape
+    nf, sf = _check_fold(mh, pe, "PE"), _check_fold(mw, simd, "SIMD")
+    bits = (w > 0).astype(np.int64).reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+    return _pack_words(bits, 1)
+
+
+def threshold_words(thresholds, channels: int, pe: int, t_w: int) -> list[int]:
+    """The threshold memory (C/PE words of PE·L·T_W bits) of a (C or 1, L) threshold array."""
+    t = expand_rows(np.asarray(thresholds, dtype=np.int64), channels)
+    if t.ndim != 2 or t.shape[1] < 1:
+        raise ValueError(f"thresholds must have shape (C or 1, L >= 1), got {t.shape}")
+    need = threshold_width(t)
+    if t_w < need:
+        raise ValueError(f"thresholds {t.min()}..{t.max()} need T_W >= {need}, got {t_w}")
+    nf = _check_fold(channels, pe, "PE")
+    return _pack_words(t.reshape(nf, pe * t.shape[1]), t_w)
+
+
+def direction_words(direction, channels: int, pe: int) -> list[int]:
+    """The direction memory (C/PE words of PE bits; 1 = direction −1) of a (C or 1,) ±1 array."""
+    d = expand_rows(np.asarray(direction).reshape(-1), channels)
+    if not np.isin(d, (-1, 1)).all():
+        raise ValueError("direction must be ±1")
+    nf = _check_fold(channels, pe, "PE")
+    return _pack_words((d < 0).astype(np.int64).reshape(nf, pe), 1)
+
+
+def write_mem(path: str | Path, words: list[int], width: int) -> Path:
+    """Write `words` as a $readmemh file of `width`-bit words (atomically)."""
+    digits = max(1, (width + 3) // 4)
+    for i, w in enumerate(words):
+        if w < 0 or w >> width:
+            raise ValueError(f"word {i} does not fit {width} bits")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # renamed into place: never half a file
+    tmp.write_text("".join(f"{w:0{digits}x}\n" for w in words))
+    os.replace(tmp, path)
+    return path
+
+
+def write_weight_mem(path: str | Path, weights, pe: int, simd: int) -> Path:
+    """WEIGHT_FILE of bnn_mvtu for an (MH, MW) ±1 matrix."""
+    return write_mem(path, weight_words(weights, pe, simd), pe * simd)
+
+
+def write_threshold_mem(path: str | Path, thresholds, channels: int, pe: int, t_w: int) -> Path:
+    """THRES_FILE of bnn_mvtu (pe = PE) or bnn_threshold (pe = E)."""
+    t = np.asarray(thresholds)
+    return write_mem(path, threshold_words(t, channels, pe, t_w), pe * t.shape[1] * t_w)
+
+
+def write_direction_mem(path: str | Path, direction, channels: int, pe: int) -> Path:
+    """DIR_FILE of bnn_mvtu (pe = PE) or bnn_threshold (pe = E)."""
+    return write_mem(path, direction_words(direction, channels, pe), pe)
+
+
+# ---------------------------------------------------------------- whole layers
+
+def _out_params(out_dtype: str, thresholds, y_min: int | None) -> dict:
+    bipolar = out_dtype == "BIPOLAR"
+    if bipolar and np.asarray(thresholds).shape[1] != 1:
+        raise ValueError("a BIPOLAR output needs exactly one threshold per channel")
+    return {"OUT_EW": elem_width(out_dtype), "OUT_BIPOLAR": int(bipolar),
+            "Y_MIN": 0 if bipolar else int(dtype_range(out_dtype)[0] if y_min is None else y_min)}
+
+
+def mvtu_params(mem_dir: str | Path, name: str, weights, in_dtype: str, out_dtype: str, pe: int, simd: int,
+                thresholds=None, direction=None, y_min: int | None = None) -> dict:
+    """Write the memory files of one MatrixVector layer into `mem_dir` (``<name>_w.mem``,
+    ``<name>_t.mem``, ``<name>_d.mem``) and return bnn_mvtu's parameters (absolute file paths).
+
+    `weights` (MH, MW) ±1; `in_dtype`/`out_dtype` IR datatypes (`out_dtype` is the accumulator's
+    own datatype when there are no thresholds: OUT_EW = its width, the accumulator sign-extended);
+    `thresholds` (MH or 1, L) and `direction` (MH or 1,) ±1, or None for no activation; `y_min`
+    defaults to the output datatype's minimum. Thresholds are clipped to the accumulator range
+    ± 1 (clip_thresholds), which keeps T_W near ACC_W without changing any output.
+    """
+    mem_dir = Path(mem_dir)
+    w = np.asarray(weights)
+    mh, mw = w.shape
+    in_bipolar = in_dtype == "BIPOLAR"
+    lo, hi = dtype_range(in_dtype)
+    bound = acc_bound(mw, lo, hi)
+    acc_w = acc_width(mw, lo, hi)
+    params = {"MW": mw, "MH": mh, "SIMD": simd, "PE": pe, "IN_EW": elem_width(in_dtype),
+              "IN_SIGNED": int(is_signed(in_dtype)), "IN_BIPOLAR": int(in_bipolar),
+              "WEIGHT_FILE": str(write_weight_mem(mem_dir / f"{name}_w.mem", w, pe, simd).resolve())}
+    if thresholds is None:
+        out_ew = elem_width(out_dtype)
+        params.update(ACC_W=acc_w, N_THRES=0, T_W=2, OUT_EW=out_ew, OUT_BIPOLAR=0, Y_MIN=0)
+        # THRES_FILE / DIR_FILE keep their defaults: nothing reads them without thresholds
+        return params
+    if direction is None:
+        raise ValueError("thresholds need a direction array")
+    t = clip_thresholds(thresholds, -bound, bound)
+    t_w = threshold_width(t)
+    params.update(ACC_W=acc_w, N_THRES=int(t.shape[1]), T_W=t_w,
+                  THRES_FILE=str(write_threshold_mem(mem_dir / f"{name}_t.mem", t, mh, pe, t_w).resolve()),
+                  DIR_FILE=str(write_direction_mem(mem_dir / f"{name}_d.mem", direction, mh, pe).resolve()),
+                  **_out_params(out_dtype, t, y_min))
+    return params
+
+
+def threshold_params(mem_dir: str | Path, name: str, channels: int, elems: int, in_dtype: str, out_dtype: str,
+                     thresholds, direction, y_min: int | None = None) -> dict:
+    """Write the memory files of one Threshold layer (``<name>_t.mem``, ``<name>_d.mem``) and return
+    bnn_threshold's parameters; `elems` = E, the elements per beat (divides `channels`)."""
+    mem_dir = Path(mem_dir)
+    if in_dtype == "BIPOLAR":
+        raise ValueError("bnn_threshold takes integer inputs (a BIPOLAR input is already binary)")
+    lo, hi = dtype_range(in_dtype)
+    t = clip_thresholds(thresholds, lo, hi)
+    t_w = threshold_width(t)
+    return {"C": channels, "E": elems, "IN_EW": elem_width(in_dtype), "IN_SIGNED": int(is_signed(in_dtype)),
+            "N_THRES": int(t.shape[1]), "T_W": t_w,
+            "THRES_FILE": str(write_threshold_mem(mem_dir / f"{name}_t.mem", t, channels, elems, t_w).resolve()),
+            "DIR_FILE": str(write_direction_mem(mem_dir / f"{name}_d.mem", direction, channels, elems).resolve()),
+            **_out_params(out_dtype, t, y_min)}

@@ -1,0 +1,327 @@
+"""Folding: how many elements each layer of the IR handles per cycle, and what that costs.
+
+* A MatrixVector layer is folded by PE (output channels in parallel, divides MH) and SIMD
+  (inputs in parallel, divides MW and, behind a sliding window, its channel count).
+* Every other layer streams E elements per beat: ``pe`` in the folding file (divides the
+  channel count). A SlidingWindow takes its consumer's SIMD; a Fork its input's width.
+
+The folding file (YAML, hand-editable)::
+
+    clock_mhz: 100
+    target_fps: 3000          # what the plan aimed at (informational)
+    layers:
+      Conv_0: {pe: 16, simd: 3}
+      BipolarQuant_7: {pe: 8}
+
+`plan` picks the cheapest folding meeting a frame rate (or the fastest within a LUT
+budget); `predict_cycles` gives each layer's cycles per frame (the bottleneck sets the
+frame interval); `estimate_resources` a first-order LUT/FF/BRAM figure per layer.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from build_flow.ir import Graph, Layer, dtype_range
+from model.atomic import atomic_write
+from model.errors import ConfigError
+
+from .stream import elem_width
+
+# ops whose folding the file names; SlidingWindow and Fork follow their neighbours
+ELEMENTWISE_HEADROOM = 4
+FOLDED_OPS = ("MatrixVector", "Threshold", "MaxPool", "SumPool", "GlobalSumPool", "AddSat", "Concat", "LabelSelect")
+
+
+@dataclass
+class Folding:
+    layers: dict[str, dict[str, int]]          # layer name -> {"pe": …, "simd": …}
+    clock_mhz: float = 100.0
+    target_fps: float | None = None
+    source: str = "planner"
+    notes: list[str] = field(default_factory=list)
+
+    def pe(self, name: str) -> int:
+        return self.layers[name]["pe"]
+
+    def simd(self, name: str) -> int:
+        return self.layers[name].get("simd", 1)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _sliding_window_of(graph: Graph, layer: Layer) -> Layer | None:
+    p = graph.producer(layer.inputs[0])
+    return p if p is not None and p.op == "SlidingWindow" else None
+
+
+def _mv_shape(graph: Graph, layer: Layer) -> tuple[int, int, int, int]:
+    """(MH, MW, vectors per frame, SIMD domain): SIMD must divide the domain."""
+    mh, mw = graph.arrays[layer.attrs["weights"]].shape
+    out = graph.tensors[layer.outputs[0]].shape
+    vectors = int(np.prod(out[:-1])) if len(out) > 1 else 1
+    win = _sliding_window_of(graph, layer)
+    domain = graph.tensors[win.inputs[0]].shape[-1] if win is not None else mw
+    return mh, mw, vectors, math.gcd(domain, mw)
+
+
+def _channels(graph: Graph, layer: Layer) -> int:
+    """The channel count an element-wise layer's E must divide (both halves for Concat)."""
+    if layer.op == "Concat":
+        return math.gcd(*[graph.tensors[n].shape[-1] for n in layer.inputs])
+    return graph.tensors[layer.inputs[0]].shape[-1]
+
+
+def _elements(graph: Graph, name: str) -> int:
+    return int(np.prod(graph.tensors[name].shape)) or 1
+
+
+def _streamed(graph: Graph, layer: Layer) -> int:
+    """Elements an element-wise layer passes per frame at E per cycle (a Concat: its output)."""
+    return _elements(graph, layer.outputs[0] if layer.op == "Concat" else layer.inputs[0])
+
+
+# ---------------------------------------------------------------- cycles
+
+def stream_elems(graph: Graph, folding: Folding) -> dict[str, int]:
+    """Elements per beat of every IR tensor's stream (as its producer emits it)."""
+    elems = {graph.input: graph.tensors[graph.input].shape[-1]}  # one pixel per beat
+    for layer in graph.layers:
+        if layer.op == "MatrixVector":
+            e = folding.pe(layer.name)
+        elif layer.op == "SlidingWindow":
+            e = folding.simd(graph.consumers(layer.outputs[0])[0].name)
+        elif layer.op == "Fork":
+            e = elems[layer.inputs[0]]
+        else:
+            e = folding.pe(layer.name)
+        for out in layer.outputs:
+            elems[out] = e
+    return elems
+
+
+def predict_cycles(graph: Graph, folding: Folding) -> dict[str, int]:
+    """Cycles per frame of every layer at full rate; the largest is the frame interval."""
+    elems = stream_elems(graph, folding)
+    cycles = {}
+    for layer in graph.layers:
+        out = layer.outputs[0]
+        if layer.op == "MatrixVector":
+            mh, mw, vectors, _ = _mv_shape(graph, layer)
+            c = vectors * (mw // folding.simd(layer.name)) * (mh // folding.pe(layer.name))
+        elif layer.op == "SlidingWindow":
+            e = elems[out]
+            c = max(_elements(graph, out), _elements(graph, layer.inputs[0])) // e
+        elif layer.op == "Fork":
+            c = _elements(graph, layer.inputs[0]) // elems[layer.inputs[0]]
+        else:  # one beat of E elements per cycle
+            c = _streamed(graph, layer) // folding.pe(layer.name)
+        cycles[layer.name] = int(c)
+    return cycles
+
+
+# ---------------------------------------------------------------- resources (first order)
+
+def estimate_resources(graph: Graph, folding: Folding) -> dict[str, dict[str, float]]:
+    """LUT / FF / BRAM36 per layer from simple per-bit costs (XNOR-popcount ~1 LUT per
+    bit-product, an adder per integer input bit, a comparator per threshold bit, memories
+    above 16 kbit in BRAM36 of 72-bit words). A guide for planning; Yosys gives the real count."""
+    elems = stream_elems(graph, folding)
+    res = {}
+    for layer in graph.layers:
+        lut = ff = bram = 0.0
+        if layer.op == "MatrixVector":
+            mh, mw, _, _ = _mv_shape(graph, layer)
+            pe, simd = folding.pe(layer.name), folding.simd(layer.name)
+            in_dt = graph.tensors[layer.inputs[0]].dtype
+            lo, hi = dtype_range(in_dt)
+            acc_w = (mw * max(abs(lo), abs(hi))).bit_length() + 1
+            per_product = 1.0 if in_dt == "BIPOLAR" else elem_width(in_dt)
+            lut += pe * (simd * per_product + acc_w)
+            ff += pe * acc_w * 2 + simd * elem_width(in_dt) * 2
+            lut += _memory_luts_or_bram(mh * mw, pe * simd, res_bram := [0.0])
+            bram += res_bram[0]
+            vec_bits = mw * elem_width(in_dt)
+            lut += _memory_luts_or_bram(vec_bits, simd * elem_width(in_dt), res_bram := [0.0])
+            bram += res_bram[0]
+            if layer.attrs.get("thresholds") is not None:
+                n_t = graph.arrays[layer.attrs["thresholds"]].shape[1]
+                lut += pe * n_t * acc_w * 0.6
+                lut += _memory_luts_or_bram(mh * n_t * acc_w, pe * n_t * acc_w, res_bram := [0.0])
+                bram += res_bram[0]
+        elif layer.op == "SlidingWindow":
+            h, w, c = graph.tensors[layer.inputs[0]].shape
+            k, s = layer.attrs["kernel"], layer.attrs["stride"]
+            ew = elem_width(graph.tensors[layer.inputs[0]].dtype)
+            lut += 60 + elems[layer.outputs[0]] * ew
+            lut += _memory_luts_or_bram((k + s) * w * c * ew, elems[layer.outputs[0]] * ew, res_bram := [0.0])
+            bram += res_bram[0]
+            ff += elems[layer.outputs[0]] * ew * 2 + 64
+        elif layer.op == "Threshold":
+            n_t = graph.arrays[layer.attrs["thresholds"]].shape[1]
+            in_w = elem_width(graph.tensors[layer.inputs[0]].dtype)
+            c = graph.tensors[layer.inputs[0]].shape[-1]
+            lut += folding.pe(layer.name) * n_t * in_w * 0.6 + 20
+            lut += _memory_luts_or_bram(c * n_t * in_w, folding.pe(layer.name) * n_t * in_w, res_bram := [0.0])
+            bram += res_bram[0]
+        else:
+            e = elems[layer.outputs[0]]
+            ew = max(elem_width(graph.tensors[n].dtype) for n in (*layer.inputs, *layer.outputs))
+            lut += 10 + e * ew * (2 if layer.op in ("AddSat", "SumPool", "GlobalSumPool", "MaxPool") else 1)
+            ff += e * ew * 2
+            if layer.op in ("SumPool", "MaxPool"):
+                w, c = graph.tensors[layer.outputs[0]].shape[1:]
+                lut += _memory_luts_or_bram(w * c * ew, e * ew, res_bram := [0.0])
+                bram += res_bram[0]
+        res[layer.name] = {"lut": round(lut), "ff": round(ff), "bram36": round(bram, 1)}
+    return res
+
+
+def _memory_luts_or_bram(bits: int, width: int, bram_out: list[float]) -> float:
+    """Small memories live in LUTRAM (64 bits per LUT); large ones in BRAM36 (72-bit words)."""
+    if bits <= 16 * 1024:
+        return bits / 64
+    bram_out[0] = math.ceil(width / 72) * math.ceil(bits / max(width, 1) / 512)
+    return 0.0
+
+
+def total_luts(graph: Graph, folding: Folding) -> int:
+    return sum(r["lut"] for r in estimate_resources(graph, folding).values())
+
+
+# ---------------------------------------------------------------- planning
+
+def fold_for_cycles(graph: Graph, target: int) -> dict[str, dict[str, int]]:
+    """The cheapest folding whose every layer takes at most `target` cycles per frame (or
+    the most parallel one a layer allows, when it cannot)."""
+    layers = {}
+    for layer in graph.layers:
+        if layer.op == "MatrixVector":
+            mh, mw, vectors, domain = _mv_shape(graph, layer)
+            options = [(pe * simd, -simd, pe, simd) for simd in _divisors(domain) for pe in _divisors(mh)
+                       if vectors * (mw // simd) * (mh // pe) <= target]
+            if not options:
+                options = [(0, 0, mh, domain)]
+            _, _, pe, simd = min(options)
+            layers[layer.name] = {"pe": pe, "simd": simd}
+        elif layer.op in FOLDED_OPS:
+            # element-wise layers are cheap and bursty (a pool emits on every K-th row, a
+            # concat alternates its inputs): a quarter of the interval keeps them off the
+            # critical path (measured: at the full interval they cost 6 % of a frame).
+            c, n = _channels(graph, layer), _streamed(graph, layer)
+            ok = [e for e in _divisors(c) if n // e <= max(1, target // ELEMENTWISE_HEADROOM)]
+            layers[layer.name] = {"pe": ok[0] if ok else c}
+    return layers
+
+
+def plan(graph: Graph, clock_mhz: float = 100.0, fps: float | None = None, lut_budget: int | None = None) -> Folding:
+    """A folding for `fps` frames/s at `clock_mhz`, or the fastest whose estimated LUTs fit `lut_budget`."""
+    if (fps is None) == (lut_budget is None):
+        raise ConfigError("plan: give a target frame rate (FPS=) or a LUT budget, not both or neither")
+    if fps is not None:
+        if fps <= 0:
+            raise ConfigError(f"plan: FPS={fps} must be positive")
+        target = max(1, int(clock_mhz * 1e6 // fps))
+        folding = Folding(fold_for_cycles(graph, target), clock_mhz, fps)
+    else:
+        slow = max(predict_cycles(graph, Folding(fold_for_cycles(graph, 1 << 40), clock_mhz)).values())
+        lo, hi = 1, slow  # the smallest frame interval whose folding fits the budget
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if total_luts(graph, Folding(fold_for_cycles(graph, mid), clock_mhz)) <= lut_budget:
+                hi = mid
+            else:
+                lo = mid + 1
+        folding = Folding(fold_for_cycles(graph, lo), clock_mhz)
+        folding.target_fps = round(clock_mhz * 1e6 / max(predict_cycles(graph, folding).values()), 1)
+        if total_luts(graph, folding) > lut_budget:
+            folding.notes.append(f"even the slowest folding is estimated above the {lut_budget} LUT budget")
+    bottleneck = max(predict_cycles(graph, folding).values())
+    if fps is not None and bottleneck > clock_mhz * 1e6 / fps:
+        folding.notes.append(f"{fps:g} FPS is out of reach: the most parallel folding takes {bottleneck} cycles "
+                             f"per frame ({clock_mhz * 1e6 / bottleneck:.0f} FPS at {clock_mhz:g} MHz)")
+    return folding
+
+
+# ---------------------------------------------------------------- the file
+
+def save_folding(folding: Folding, path: str | Path) -> Path:
+    doc = {"clock_mhz": folding.clock_mhz, "target_fps": folding.target_fps, "source": folding.source,
+           "layers": folding.layers}
+    if folding.notes:
+        doc["notes"] = folding.notes
+    text = "# bnn-flow folding config: PE/SIMD per layer (hw/planner.py); edit by hand, then FOLDING=<this file>\n"
+    text += yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return Path(path)
+
+
+def load_folding(path: str | Path, graph: Graph) -> Folding:
+    """Read and check a folding file against `graph`; errors name the file, layer and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: folding file not found")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'layers' mapping")
+    clock = doc.get("clock_mhz", 100.0)
+    if not isinstance(clock, (int, float)) or isinstance(clock, bool) or clock <= 0:
+        raise ConfigError(f"{path}: clock_mhz = {clock!r} must be a positive number")
+    folding = Folding({}, float(clock), doc.get("target_fps"), source=str(path))
+    known = {l.name: l for l in graph.layers if l.op in FOLDED_OPS}
+    for name in doc["layers"]:
+        if name not in known:
+            raise ConfigError(f"{path}: layer '{name}' is not a folded layer of this model "
+                              f"(folded layers: {', '.join(known)})")
+    for name, layer in known.items():
+        entry = doc["layers"].get(name)
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: layer '{name}' ({layer.op}) is missing (give pe{', simd' if layer.op == 'MatrixVector' else ''})")
+        fields = ("pe", "simd") if layer.op == "MatrixVector" else ("pe",)
+        for key in entry:
+            if key not in fields:
+                raise ConfigError(f"{path}: layer '{name}' ({layer.op}): unknown field '{key}' (fields: {', '.join(fields)})")
+        values = {}
+        for key in fields:
+            v = entry.get(key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{path}: layer '{name}' ({layer.op}): {key} = {v!r} must be an integer >= 1")
+            values[key] = v
+        if layer.op == "MatrixVector":
+            mh, mw, _, domain = _mv_shape(graph, layer)
+            if mh % values["pe"]:
+                raise ConfigError(f"{path}: layer '{name}' (MatrixVector): pe = {values['pe']} does not divide "
+                                  f"its {mh} output channels (MH)")
+            if domain % values["simd"]:
+                what = "its input channels and MW" if domain != mw else "its MW"
+                raise ConfigError(f"{path}: layer '{name}' (MatrixVector): simd = {values['simd']} does not divide "
+                                  f"{what} ({domain})")
+        else:
+            c = _channels(graph, layer)
+            if c % values["pe"]:
+                raise ConfigError(f"{path}: layer '{name}' ({layer.op}): pe = {values['pe']} does not divide "
+                                  f"its {c} channels")
+        folding.layers[name] = values
+    return folding
+
+
+def apply_folding(graph: Graph, folding: Folding) -> Graph:
+    """Record PE/SIMD in the IR layers' folding fields (the IR is what backends read)."""
+    elems = stream_elems(graph, folding)
+    for layer in graph.layers:
+        if layer.op == "MatrixVector":
+            layer.pe, layer.simd = folding.pe(layer.name), folding.simd(layer.name)
+        elif layer.op in FOLDED_OPS:
+            layer.pe = layer.simd = folding.pe(layer.name)
+        else:
+            layer.pe = layer.simd = elems[layer.outputs[0]]
+    return graph

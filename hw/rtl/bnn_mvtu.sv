@@ -1,0 +1,336 @@
+// bnn_mvtu: matrix-vector-threshold unit (IR op MatrixVector), the streaming core of every
+// convolution and fully connected layer, in the style of FINN's MVAU.
+//
+// For every input vector x (MW elements) it computes, per output channel r (MH of them),
+//   acc_r = sum_c w[r][c] * x[c]           w = +-1; XNOR-popcount 2*pop(xnor) - n for BIPOLAR x,
+//                                           +x / -x for integer x (signed or unsigned)
+// and outputs either the accumulators (N_THRES = 0) or y_r = Y_MIN + #{k : T_rk <= acc_r}
+// (direction +1) / #{k : T_rk >= acc_r} (direction -1). Each threshold is compared on its
+// own, so the rows need not be sorted. BIPOLAR output (OUT_BIPOLAR, N_THRES = 1, Y_MIN = 0):
+// the count 0/1 is the bit 0/1 = -1/+1.
+//
+// Parameters
+//   MW, MH          matrix columns (vector length) / rows (output channels)
+//   SIMD, PE        input elements per beat (divides MW) / output channels per beat (divides MH)
+//   IN_EW           bits per input element (1 for BIPOLAR)
+//   IN_SIGNED       1: inputs are two's complement, 0: unsigned (ignored for BIPOLAR)
+//   IN_BIPOLAR      1: inputs are BIPOLAR bits (1 = +1, 0 = -1), products are XNORs
+//   ACC_W           signed accumulator width; must hold +-MW*max|x| (hw/mvtu_mem.py: acc_width)
+//   WEIGHT_FILE     $readmemh file of the weight memory (below)
+//   N_THRES         thresholds per channel L; 0 = no activation
+//   T_W             signed threshold width (hw/mvtu_mem.py: threshold_width)
+//   THRES_FILE      $readmemh file of the threshold memory (unused when N_THRES = 0)
+//   DIR_FILE        $readmemh file of the direction memory (unused when N_THRES = 0)
+//   OUT_EW          bits per output element. N_THRES = 0: the accumulator, sign-extended or
+//                   truncated to OUT_EW bits (OUT_EW = ACC_W passes it unchanged)
+//   OUT_BIPOLAR     1: output bit = count (0/1), Y_MIN is not used
+//   Y_MIN           signed integer added to the count (the output datatype's minimum)
+//   WEIGHT_BRAM     weight ROM style: 1 block RAM, 0 distributed (LUTs), -1 (default) block RAM
+//                   when NF*SF >= 128 and NF*SF*PE*SIMD >= 16384 bits, else the tool's choice
+//
+// Streams (AXI-Stream, no tlast)
+//   s_axis: SIMD elements of IN_EW bits per beat, element s at bits [s*IN_EW +: IN_EW];
+//           a vector is SF = MW/SIMD beats, beat sf carrying columns sf*SIMD .. sf*SIMD+SIMD-1.
+//   m_axis: PE elements of OUT_EW bits per beat; a vector gives NF = MH/PE beats, beat nf
+//           carrying channels nf*PE .. nf*PE+PE-1 (element p = channel nf*PE+p).
+//
+// Memories: text files of one hexadecimal word per line (no address markers), line i = word at
+// address i, MSB first, ceil(width/4) digits (hw/mvtu_mem.py writes them):
+//   weights     depth NF*SF, width PE*SIMD; word nf*SF+sf, bit p*SIMD+s = weight of row
+//               nf*PE+p, column sf*SIMD+s (1 = +1, 0 = -1)
+//   thresholds  depth NF, width PE*N_THRES*T_W; word nf, element p*N_THRES+k (bits
+//               [(p*N_THRES+k)*T_W +: T_W], two's complement) = threshold k of channel nf*PE+p
+//   directions  depth NF, width PE; word nf, bit p = 1 when channel nf*PE+p has direction -1
+//
+// Schedule: neuron fold 0 consumes the input beats and stores them in an SF-deep buffer;
+// folds 1..NF-1 re-read the buffer, so the input is not accepted then (s_axis_tready = 0).
+// One PE x SIMD step per cycle: a vector takes NF*SF cycles when nothing stalls. A missing
+// input beat in fold 0 leaves a bubble; a full output (register + skid) holds every pipeline
+// register until it drains.
+// Pipeline: step issue (input/buffer/weight registers) -> partial sums (adder tree of SIMD
+// terms, registered) -> accumulators (+ threshold/direction memory read) -> thresholds (one
+// adder per threshold, a popcount tree, + Y_MIN) -> m_axis register, beside a one-beat skid
+// register. Latency: a fold whose last step is issued at cycle c is valid on m_axis from cycle
+// c+4. s_axis_tready, m_axis_tvalid and m_axis_tdata come from registers only (no
+// combinational path from m_axis_tready to s_axis_tready).
+module bnn_mvtu #(
+    parameter int MW = 8,
+    parameter int MH = 4,
+    parameter int SIMD = 2,
+    parameter int PE = 2,
+    parameter int IN_EW = 1,
+    parameter int IN_SIGNED = 0,
+    parameter int IN_BIPOLAR = 1,
+    parameter int ACC_W = 8,
+    parameter WEIGHT_FILE = "",
+    parameter int N_THRES = 1,
+    parameter int T_W = 8,
+    parameter THRES_FILE = "",
+    parameter DIR_FILE = "",
+    parameter int OUT_EW = 1,
+    parameter int OUT_BIPOLAR = 1,
+    parameter int Y_MIN = 0,
+    parameter int WEIGHT_BRAM = -1
+) (
+    input  logic                    clk,
+    input  logic                    rst,
+    input  logic [SIMD*IN_EW-1:0]   s_axis_tdata,
+    input  logic                    s_axis_tvalid,
+    output logic                    s_axis_tready,
+    output logic [PE*OUT_EW-1:0]    m_axis_tdata,
+    output logic                    m_axis_tvalid,
+    input  logic                    m_axis_tready
+);
+    localparam int SF = MW / SIMD;                       // synapse fold: beats per vector
+    localparam int NF = MH / PE;                         // neuron fold: output beats per vector
+    localparam int SFW = SF > 1 ? $clog2(SF) : 1;
+    localparam int NFW = NF > 1 ? $clog2(NF) : 1;
+    localparam int WD = NF * SF;                         // weight memory depth
+    localparam int WAW = WD > 1 ? $clog2(WD) : 1;
+    localparam int IW = SIMD * IN_EW;                    // input beat width
+    localparam int WW = PE * SIMD;                       // weight word width
+    localparam int S2 = 1 << $clog2(SIMD);               // adder-tree leaves (power of two)
+    localparam int PW = $clog2(SIMD + 1) + IN_EW + 2;    // partial-sum width (holds +-SIMD*2^IN_EW)
+    localparam logic [SFW-1:0] SF_LAST = SFW'(SF - 1);
+    localparam logic [NFW-1:0] NF_LAST = NFW'(NF - 1);
+    localparam logic [WAW-1:0] WA_LAST = WAW'(WD - 1);
+
+    // ------------------------------------------------------------------ control
+    logic             adv;          // the whole pipeline moves this cycle
+    logic             step;         // a PE x SIMD step is issued this cycle
+    logic             nf0;          // the current step belongs to neuron fold 0 (reads s_axis)
+    logic [SFW-1:0]   sf;
+    logic [NFW-1:0]   nf;
+    logic [WAW-1:0]   waddr;
+    logic             skid_valid;
+
+    assign adv = !skid_valid;
+    assign nf0 = (nf == '0);
+    assign s_axis_tready = adv && nf0;
+    assign step = adv && (!nf0 || s_axis_tvalid);
+
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            sf <= '0;
+            nf <= '0;
+            waddr <= '0;
+        end else if (step) begin
+            if (sf == SF_LAST) begin
+                sf <= '0;
+                nf <= (nf == NF_LAST) ? '0 : nf + 1'b1;
+            end else begin
+                sf <= sf + 1'b1;
+            end
+            waddr <= (waddr == WA_LAST) ? '0 : waddr + 1'b1;
+        end
+    end
+
+    // ------------------------------------------------------------------ stage 1: operands
+    logic             v1, first1, last1, usebuf1;
+    logic [NFW-1:0]   nf1;
+    logic [IW-1:0]    xin1, xbuf1, x1;
+    logic [WW-1:0]    w1;
+
+    localparam int WSTYLE = WEIGHT_BRAM >= 0 ? WEIGHT_BRAM : (WD >= 128 && WD * WW >= 16384 ? 1 : -1);
+    generate
+        if (WSTYLE == 1) begin : g_wrom
+            (* rom_style = "block" *) logic [WW-1:0] wmem [0:WD-1];
+            initial if (WEIGHT_FILE != "") $readmemh(WEIGHT_FILE, wmem);
+            always_ff @(posedge clk) if (step) w1 <= wmem[waddr];
+        end else if (WSTYLE == 0) begin : g_wrom
+            (* rom_style = "distributed" *) logic [WW-1:0] wmem [0:WD-1];
+            initial if (WEIGHT_FILE != "") $readmemh(WEIGHT_FILE, wmem);
+            always_ff @(posedge clk) if (step) w1 <= wmem[waddr];
+        end else begin : g_wrom
+            logic [WW-1:0] wmem [0:WD-1];
+            initial if (WEIGHT_FILE != "") $readmemh(WEIGHT_FILE, wmem);
+            always_ff @(posedge clk) if (step) w1 <= wmem[waddr];
+        end
+    endgenerate
+
+    always_ff @(posedge clk) begin
+        if (step && nf0) xin1 <= s_axis_tdata;
+        if (adv) begin
+            first1 <= (sf == '0);
+            last1 <= (sf == SF_LAST);
+            nf1 <= nf;
+            usebuf1 <= !nf0;
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (rst) v1 <= 1'b0;
+        else if (adv) v1 <= step;
+    end
+
+    generate
+        if (NF > 1) begin : g_buf
+            logic [IW-1:0] ibuf [0:SF-1];
+            always_ff @(posedge clk) begin
+                if (step && nf0) ibuf[sf] <= s_axis_tdata;
+                if (step && !nf0) xbuf1 <= ibuf[sf];
+            end
+        end else begin : g_nobuf
+            assign xbuf1 = xin1;
+        end
+    endgenerate
+    assign x1 = usebuf1 ? xbuf1 : xin1;
+
+    // ------------------------------------------------------------------ stage 2: partial sums
+    logic             v2, first2, last2;
+    logic [NFW-1:0]   nf2;
+    logic [PE*ACC_W-1:0] psum2;
+
+    always_ff @(posedge clk) begin
+        if (rst) v2 <= 1'b0;
+        else if (adv) v2 <= v1;
+        if (adv) begin
+            first2 <= first1;
+            last2 <= last1;
+            nf2 <= nf1;
+        end
+    end
+
+    genvar p;
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_pe
+            // heap-ordered adder tree: node n = node 2n + node 2n+1, leaves at S2 .. 2*S2-1
+            logic [2*S2*PW-1:0] tree;
+            /* verilator lint_off UNUSEDSIGNAL */
+            logic [PW-1:0]      dot;        // bits above ACC_W are dropped: the sum fits ACC_W
+            /* verilator lint_on UNUSEDSIGNAL */
+            logic [PW-1:0]      xe;
+            logic               xn;
+            always_comb begin
+                xe = '0;
+                xn = 1'b0;
+                tree = '0;
+                for (int s = 0; s < SIMD; s++) begin
+                    if (IN_BIPOLAR != 0) begin
+                        xn = ~(x1[s] ^ w1[p*SIMD + s]);     // 1-bit XNOR (self-determined)
+                        tree[(S2 + s)*PW +: PW] = PW'(xn);
+                    end else begin
+                        if (IN_SIGNED != 0) xe = PW'($signed(x1[s*IN_EW +: IN_EW]));
+                        else xe = PW'(x1[s*IN_EW +: IN_EW]);
+                        tree[(S2 + s)*PW +: PW] = w1[p*SIMD + s] ? xe : -xe;
+                    end
+                end
+                for (int n = S2 - 1; n >= 1; n--) begin
+                    tree[n*PW +: PW] = tree[2*n*PW +: PW] + tree[(2*n + 1)*PW +: PW];
+                end
+                if (IN_BIPOLAR != 0) dot = (tree[PW +: PW] << 1) - PW'(SIMD);   // 2*popcount - SIMD
+                else dot = tree[PW +: PW];
+            end
+            always_ff @(posedge clk) begin
+                if (adv) psum2[p*ACC_W +: ACC_W] <= ACC_W'($signed(dot));
+            end
+        end
+    endgenerate
+
+    // ------------------------------------------------------------------ stage 3: accumulators
+    logic             acc_done;     // acc holds the finished sums of one neuron fold
+    logic [PE*ACC_W-1:0] acc;
+    logic [PE*OUT_EW-1:0] y;        // the output beat computed from acc (combinational)
+
+    always_ff @(posedge clk) begin
+        if (rst) acc_done <= 1'b0;
+        else if (adv) acc_done <= v2 && last2;
+    end
+
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_acc
+            always_ff @(posedge clk) begin
+                if (adv && v2) begin
+                    if (first2) acc[p*ACC_W +: ACC_W] <= psum2[p*ACC_W +: ACC_W];
+                    else acc[p*ACC_W +: ACC_W] <= acc[p*ACC_W +: ACC_W] + psum2[p*ACC_W +: ACC_W];
+                end
+            end
+        end
+
+        if (N_THRES == 0) begin : g_noact
+            // nf2 only selects thresholds
+            /* verilator lint_off UNUSEDSIGNAL */
+            logic [NFW-1:0] nf2_unused;
+            /* verilator lint_on UNUSEDSIGNAL */
+            assign nf2_unused = nf2;
+            for (p = 0; p < PE; p = p + 1) begin : g_out
+                assign y[p*OUT_EW +: OUT_EW] = OUT_EW'($signed(acc[p*ACC_W +: ACC_W]));
+            end
+        end else begin : g_act
+            localparam int TWW = PE * N_THRES * T_W;
+            localparam int CW = (ACC_W > T_W ? ACC_W : T_W) + 1;
+            localparam int CNTW = $clog2(N_THRES + 1);
+            localparam int L2 = 1 << $clog2(N_THRES);           // popcount-tree leaves
+            logic [TWW-1:0] tmem [0:NF-1];
+            logic [PE-1:0]  dmem [0:NF-1];
+            logic [TWW-1:0] tq;
+            logic [PE-1:0]  dq;
+            initial if (THRES_FILE != "") $readmemh(THRES_FILE, tmem);
+            initial if (DIR_FILE != "") $readmemh(DIR_FILE, dmem);
+            always_ff @(posedge clk) begin
+                if (adv && v2 && last2) begin
+                    tq <= tmem[nf2];
+                    dq <= dmem[nf2];
+                end
+            end
+            for (p = 0; p < PE; p = p + 1) begin : g_out
+                logic [CNTW-1:0]      cnt;
+                logic [CW-1:0]        a, t;
+                logic [CW:0]          d;        // {a - t - dir, carry-in bit}
+                logic                 hit;
+                logic [2*L2*CNTW-1:0] ct;       // heap-ordered popcount tree of the hits, root at node 1
+                always_comb begin
+                    t = '0;
+                    d = '0;
+                    hit = 1'b0;
+                    ct = '0;
+                    a = CW'($signed(acc[p*ACC_W +: ACC_W]));
+                    for (int k = 0; k < N_THRES; k++) begin
+                        t = CW'($signed(tq[(p*N_THRES + k)*T_W +: T_W]));
+                        // one adder per threshold: a + ~t + !dir = a - t (dir 0: count when >= 0, i.e. t <= a)
+                        // or a - t - 1 (dir 1: count when < 0, i.e. t >= a); the carry-in rides on an extra LSB
+                        d = {a, 1'b1} + {~t, ~dq[p]};
+                        hit = (d[CW] == dq[p]);
+                        ct[(L2 + k)*CNTW +: CNTW] = CNTW'(hit);
+                    end
+                    for (int n = L2 - 1; n >= 1; n--) begin
+                        ct[n*CNTW +: CNTW] = ct[2*n*CNTW +: CNTW] + ct[(2*n + 1)*CNTW +: CNTW];
+                    end
+                    cnt = ct[CNTW +: CNTW];
+                end
+                if (OUT_BIPOLAR != 0) begin : g_bip
+                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(cnt[0]);
+                end else begin : g_int
+                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(Y_MIN) + OUT_EW'(cnt);
+                end
+            end
+        end
+    endgenerate
+
+    // ------------------------------------------------------------------ output register + skid
+    logic [PE*OUT_EW-1:0] skid_data;
+    logic                 take;     // a finished fold leaves the pipeline this cycle
+    assign take = adv && acc_done;
+
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            m_axis_tvalid <= 1'b0;
+            skid_valid <= 1'b0;
+        end else if (m_axis_tvalid && m_axis_tready) begin
+            if (skid_valid) begin
+                skid_valid <= 1'b0;
+            end else begin
+                m_axis_tvalid <= take;
+            end
+        end else if (!m_axis_tvalid) begin
+            m_axis_tvalid <= take;
+        end else if (take) begin
+            skid_valid <= 1'b1;
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (!m_axis_tvalid || m_axis_tready) m_axis_tdata <= skid_valid ? skid_data : y;
+        if (take && m_axis_tvalid && !m_axis_tready) skid_data <= y;
+    end
+endmodule

@@ -1,0 +1,232 @@
+// bnn_swg: sliding-window generator (FINN's ConvolutionInputGenerator) with a line buffer.
+//
+// Parameters: H, W       input rows and columns
+//             C, E       channels and elements per beat (E divides C); CB = C/E beats per pixel
+//             EW         bits per element
+//             K, S, PAD  kernel, stride, padding on every side (PAD < K)
+//             PAD_VALUE  EW-bit pattern of a padding element (bipolar -1: 0; UINT 0: 0)
+//             EXTRA_ROWS line-buffer rows beyond K+S (0 unless the frame boundary must be gap-free
+//                        in a PAD = 0 layer: hw/swg_model.py swg_full_rate_extra_rows)
+// Input:  the (H, W, C) map in (h, w, c) order, E elements per beat (H*W*CB beats per frame).
+// Output: for each output pixel (HO = (H+2PAD-K)/S+1 rows, WO likewise, row-major) its K*K*C
+//         patch in (ky, kx, c) order, E elements per beat (HO*WO*K*K*CB beats per frame).
+//
+// Line buffer: R = K+S+EXTRA_ROWS input rows, R*W*CB words of E*EW bits (one simple dual-port memory,
+// registered read: BRAM/LUTRAM). Input row g (counted over frames) goes to slot g mod R.
+// Rows are tracked by D = (complete rows written) - (first row the current output row needs);
+// the input is accepted while D < R (the row being written lands in a slot no pending output
+// row reads) and an output row starts once D covers every real row of its window. With R =
+// K+S the S rows of the next output row load while the current one is emitted, and the
+// first rows of the next frame load while the last output rows of a frame are emitted (all of
+// them when R >= H - lo(HO-1) + min(H, K-PAD), which K+S covers for PAD >= 1 and K = 1), so
+// frames stream back to back.
+//
+// Timing (no stalls): one beat per cycle on the busier side, i.e. max(H*W*CB, HO*WO*K*K*CB)
+// cycles per frame in steady state: exactly so for K3 S1 PAD1, K3 S2 PAD1, K1 and with the
+// EXTRA_ROWS of swg_full_rate_extra_rows; PAD = 0 layers with K > S otherwise lose up to
+// min(H, K-PAD) - S + (rows no window uses) input rows per frame at the frame boundary
+// (hw/swg_model.py: swg_schedule is cycle-exact, swg_cycles_per_frame). The first output beat of a
+// frame needs its first min(H, K-PAD) input rows = min(H, K-PAD)*W*CB input beats and leaves
+// 3 cycles after the last of them is accepted. The module accepts at most
+// (lo(ho) + R)*W*CB beats of a frame (counted from the frame's first beat, so it may reach
+// into the next frame) before output row ho (lo(ho) = max(0, ho*S-PAD)) has been fully read
+// out of the buffer: it holds at most R*W*CB input beats ahead of its output. hw/swg_model.py
+// gives these numbers as functions. A 4-entry output FIFO decouples m_axis_tready (no
+// combinational path between the two streams).
+module bnn_swg #(
+    parameter int H = 4,
+    parameter int W = 4,
+    parameter int C = 2,
+    parameter int E = 2,
+    parameter int EW = 1,
+    parameter int K = 3,
+    parameter int S = 1,
+    parameter int PAD = 1,
+    parameter int PAD_VALUE = 0,
+    parameter int EXTRA_ROWS = 0
+) (
+    input  logic            clk,
+    input  logic            rst,
+    input  logic [E*EW-1:0] s_axis_tdata,
+    input  logic            s_axis_tvalid,
+    output logic            s_axis_tready,
+    output logic [E*EW-1:0] m_axis_tdata,
+    output logic            m_axis_tvalid,
+    input  logic            m_axis_tready
+);
+    localparam int DW = E * EW;
+    localparam int CB = C / E;
+    localparam int WC = W * CB;                     // words per buffered row
+    localparam int R = K + S + EXTRA_ROWS;          // buffered rows
+    localparam int WORDS = R * WC;
+    localparam int AW = (WORDS > 1) ? $clog2(WORDS) : 1;
+    localparam int HO = (H + 2 * PAD - K) / S + 1;
+    localparam int WO = (W + 2 * PAD - K) / S + 1;
+    localparam int MAXV = ((H > W) ? H : W) + 2 * PAD + 3 * R;
+    localparam int NW = $clog2(MAXV + 1);           // width of row/column/count arithmetic
+    localparam int CBW = (CB > 1) ? $clog2(CB) : 1;
+    localparam int SW = $clog2(R);                  // R >= 2
+    localparam int XW = (W > 1) ? $clog2(W) : 1;
+    localparam int WCW = (WC > 1) ? $clog2(WC) : 1;
+    localparam int ODEPTH = 4;                      // output FIFO entries
+
+    localparam logic [NW-1:0] N_PAD = NW'(PAD);
+    localparam logic [NW-1:0] N_S = NW'(S);
+    localparam logic [NW-1:0] N_R = NW'(R);
+    localparam logic [NW-1:0] N_2R = NW'(2 * R);
+    localparam logic [NW-1:0] N_K1 = NW'(K - 1);
+    localparam logic [NW-1:0] N_HPAD = NW'(H + PAD);       // first padded row below the map
+    localparam logic [NW-1:0] N_WPAD = NW'(W + PAD);
+    localparam logic [NW-1:0] N_LAST_VR = NW'((HO - 1) * S);
+    localparam logic [NW-1:0] N_LAST_VC = NW'((WO - 1) * S);
+    localparam logic [CBW-1:0] LAST_CB = CBW'(CB - 1);
+    localparam logic [WCW-1:0] LAST_WC = WCW'(WC - 1);
+    localparam logic [AW-1:0] LAST_ADDR = AW'(WORDS - 1);
+    localparam logic [AW-1:0] A_WC = AW'(WC);
+    localparam logic [AW-1:0] A_CB = AW'(CB);
+    localparam logic [EW-1:0] PADV = EW'(PAD_VALUE);
+    localparam logic [DW-1:0] PAD_WORD = {E{PADV}};
+
+    if (C % E != 0 || PAD >= K || S < 1 || H + 2 * PAD < K || W + 2 * PAD < K || EXTRA_ROWS < 0)
+    begin : g_bad_params
+        $error("bnn_swg: need E | C, PAD < K, S >= 1 and a kernel that fits (C=%0d E=%0d K=%0d S=%0d PAD=%0d H=%0d W=%0d)",
+               C, E, K, S, PAD, H, W);
+    end
+
+    // ---------------------------------------------------------------- line buffer
+    logic [DW-1:0] mem [0:WORDS-1];
+    logic [DW-1:0] rd_data;
+    logic [AW-1:0] wr_addr, rd_addr;
+    logic wr_en, rd_en;
+
+    always_ff @(posedge clk) begin
+        if (wr_en) mem[wr_addr] <= s_axis_tdata;
+        if (rd_en) rd_data <= mem[rd_addr];
+    end
+
+    // dp = D + R, where D = complete rows written - first row needed by the current output row
+    logic [NW-1:0] dp;
+
+    // ---------------------------------------------------------------- write side
+    logic [WCW-1:0] wr_pos;         // word within the row being written
+    logic row_done;
+
+    assign s_axis_tready = dp < N_2R;   // D < R
+    assign wr_en = s_axis_tvalid && s_axis_tready;
+    assign row_done = wr_en && (wr_pos == LAST_WC);
+
+    always_ff @(posedge clk) begin
+        if (wr_en) begin
+            wr_addr <= (wr_addr == LAST_ADDR) ? '0 : wr_addr + 1'b1;
+            wr_pos <= (wr_pos == LAST_WC) ? '0 : wr_pos + 1'b1;
+        end
+        if (rst) begin
+            wr_addr <= '0;
+            wr_pos <= '0;
+        end
+    end
+
+    // ---------------------------------------------------------------- read side
+    // Position in padded coordinates: the window's top row is vr = ho*S, its left column vc =
+    // wo*S; padded row p is input row p-PAD. lo_slot: buffer slot of the first real row.
+    logic [NW-1:0] vr, vc, ky, kx, lo_slot;
+    logic [CBW-1:0] cb;
+    logic [SW-1:0] slot;
+    logic [XW-1:0] col_in;
+    logic [NW-1:0] lo, hi, nrows, npad_top, row, col, slot_sum, next_lo, delta, lo_slot_sum;
+    logic last_cb, last_kx, last_ky, last_wo, last_ho, row_start, row_end, real_px, row_ok;
+    logic issue, rd_v, rd_pad;
+    logic [2:0] fcount;
+
+    always_comb begin
+        lo = (vr > N_PAD) ? vr : N_PAD;
+        hi = (vr + N_K1 < N_HPAD) ? vr + N_K1 : N_HPAD - 1'b1;
+        nrows = hi - lo + 1'b1;
+        npad_top = lo - vr;
+        row = vr + ky;
+        col = vc + kx;
+        /* verilator lint_off UNSIGNED */  // PAD = 0: row >= 0 is constant
+        real_px = (row >= N_PAD) && (row < N_HPAD) && (col >= N_PAD) && (col < N_WPAD);
+        /* verilator lint_on UNSIGNED */
+        slot_sum = lo_slot + ky - npad_top;       // valid for real rows (ky >= npad_top)
+        slot = SW'((slot_sum >= N_R) ? slot_sum - N_R : slot_sum);
+        col_in = XW'(col - N_PAD);
+        rd_addr = AW'(slot) * A_WC + AW'(col_in) * A_CB + AW'(cb);
+        last_cb = cb == LAST_CB;
+        last_kx = kx == N_K1;
+        last_ky = ky == N_K1;
+        last_wo = vc == N_LAST_VC;
+        last_ho = vr == N_LAST_VR;
+        row_start = (vc == '0) && (ky == '0) && (kx == '0) && (cb == '0);
+        row_end = last_cb && last_kx && last_ky && last_wo;
+        // rows released when this output row ends: up to the next row's first real row, or
+        // to the next frame's first row
+        if (last_ho) next_lo = N_HPAD;
+        else next_lo = (vr + N_S > N_PAD) ? vr + N_S : N_PAD;
+        delta = next_lo - lo;
+        lo_slot_sum = lo_slot + delta;
+        row_ok = !row_start || (dp >= nrows + N_R);
+        issue = row_ok && ({1'b0, fcount} + {3'b0, rd_v} < 4'(ODEPTH));
+        rd_en = issue && real_px;
+    end
+
+    always_ff @(posedge clk) begin
+        rd_v <= issue;
+        if (issue) begin
+            rd_pad <= !real_px;
+            if (!last_cb) cb <= cb + 1'b1;
+            else begin
+                cb <= '0;
+                if (!last_kx) kx <= kx + 1'b1;
+                else begin
+                    kx <= '0;
+                    if (!last_ky) ky <= ky + 1'b1;
+                    else begin
+                        ky <= '0;
+                        if (!last_wo) vc <= vc + N_S;
+                        else begin
+                            vc <= '0;
+                            vr <= last_ho ? '0 : vr + N_S;
+                            lo_slot <= (lo_slot_sum >= N_R) ? lo_slot_sum - N_R : lo_slot_sum;
+                        end
+                    end
+                end
+            end
+        end
+        dp <= dp + {{(NW - 1) {1'b0}}, row_done} - ((issue && row_end) ? delta : '0);
+        if (rst) begin
+            rd_v <= 1'b0;
+            cb <= '0;
+            kx <= '0;
+            ky <= '0;
+            vc <= '0;
+            vr <= '0;
+            lo_slot <= '0;
+            dp <= N_R;
+        end
+    end
+
+    // ---------------------------------------------------------------- output FIFO
+    logic [DW-1:0] fifo [0:ODEPTH-1];
+    logic [1:0] fw, fr;
+    logic pop;
+
+    assign m_axis_tvalid = fcount != '0;
+    assign m_axis_tdata = fifo[fr];
+    assign pop = m_axis_tvalid && m_axis_tready;
+
+    always_ff @(posedge clk) begin
+        if (rd_v) begin
+            fifo[fw] <= rd_pad ? PAD_WORD : rd_data;
+            fw <= fw + 1'b1;
+        end
+        if (pop) fr <= fr + 1'b1;
+        if (rd_v && !pop) fcount <= fcount + 1'b1;
+        else if (pop && !rd_v) fcount <= fcount - 1'b1;
+        if (rst) begin
+            fw <= '0;
+            fr <= '0;
+            fcount <= '0;
+        end
+    end
+endmodule

@@ -1,0 +1,255 @@
+"""bnn_mvtu (MatrixVector) and bnn_threshold (Threshold) against the numpy golden model.
+
+Each case builds a one-layer IR graph, takes the expected outputs from verify/golden_numpy.py,
+writes the memory files with hw/mvtu_mem.py and simulates the RTL with Verilator, without stalls
+(then also checking the cycle of every transfer: full throughput), with 40 % stalls on both
+sides, and with 80 % output stalls (back-pressure that fills the pipeline). Thresholds are drawn
+from the accumulators the test data really reaches, so the boundary acc == T is exercised in
+both directions.
+"""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from build_flow.ir import Graph, Layer, Tensor, dtype_range, int_dtype_for, validate
+from hw import mvtu_mem
+from hw.sim import Port, build, cache_dir
+from hw.stream import elem_width, is_signed, pack_beats, unpack_beats
+from verify import golden_numpy
+
+RTL = Path(__file__).resolve().parents[1] / "hw" / "rtl"
+STALLS = [(0.0, 0.0, 1), (0.4, 0.4, 2), (0.1, 0.8, 3)]  # (in_stall, out_stall, seed); the last fills the pipeline
+
+
+def _mem_dir(*arrays, tag: str) -> Path:
+    """A directory named by the content of the arrays: the same data gives the same file paths,
+    so the Verilator binary (keyed by its parameters, the paths among them) is cached across runs."""
+    h = hashlib.sha256(tag.encode())
+    for a in arrays:
+        if a is not None:
+            a = np.ascontiguousarray(a, dtype=np.int64)
+            h.update(repr(a.shape).encode() + a.tobytes())
+    return cache_dir().parent / "mem" / f"{tag}-{h.hexdigest()[:16]}"
+
+
+def _graph(op: str, in_shape, in_dtype, out_shape, out_dtype, arrays, attrs) -> Graph:
+    layer = Layer("l", op, ["x"], ["y"], attrs)
+    return validate(Graph(tensors={"x": Tensor("x", tuple(in_shape), in_dtype),
+                                   "y": Tensor("y", tuple(out_shape), out_dtype)},
+                          layers=[layer], input="x", outputs={"y": "y"}, arrays=arrays), "test graph")
+
+
+def _act_attrs(out_dtype, thresholds, direction):
+    if thresholds is None:
+        return {}, {}
+    y_min = 0 if out_dtype == "BIPOLAR" else dtype_range(out_dtype)[0]
+    return ({"t": np.asarray(thresholds, np.int64), "d": np.asarray(direction, np.int8)},
+            {"thresholds": "t", "direction": "d", "y_min": y_min})
+
+
+def golden_mv(weights, x, in_dtype, out_dtype, thresholds=None, direction=None) -> np.ndarray:
+    mh, mw = weights.shape
+    arrays, attrs = _act_attrs(out_dtype, thresholds, direction)
+    g = _graph("MatrixVector", (mw,), in_dtype, (mh,), out_dtype, {"w": weights.astype(np.int8), **arrays},
+               {"weights": "w", **attrs})
+    y = golden_numpy._OPS["MatrixVector"](g, g.layers[0], x)
+    golden_numpy._check_output(g, g.layers[0], "y", y)
+    return y
+
+
+def golden_th(x, in_dtype, out_dtype, thresholds, direction) -> np.ndarray:
+    c = x.shape[-1]
+    arrays, attrs = _act_attrs(out_dtype, thresholds, direction)
+    g = _graph("Threshold", (c,), in_dtype, (c,), out_dtype, arrays, attrs)
+    y = golden_numpy._OPS["Threshold"](g, g.layers[0], x)
+    golden_numpy._check_output(g, g.layers[0], "y", y)
+    return y
+
+
+def random_inputs(rng, n, mw, dtype):
+    lo, hi = dtype_range(dtype)
+    if dtype == "BIPOLAR":
+        return rng.choice([-1, 1], size=(n, mw)).astype(np.int64)
+    return rng.integers(lo, hi + 1, size=(n, mw)).astype(np.int64)
+
+
+def reachable_thresholds(rng, acc, levels, rows_shared=False, far=0):
+    """(C or 1, L) thresholds: mostly values the accumulators `acc` (N, C) really take (so acc == T
+    happens), some neighbours, `far` of them way outside the range; unsorted."""
+    n, c = acc.shape
+    rows = 1 if rows_shared else c
+    t = np.empty((rows, levels), dtype=np.int64)
+    for r in range(rows):
+        pool = acc.reshape(-1) if rows_shared else acc[:, r]
+        vals = rng.choice(pool, size=levels) + rng.choice([0, 0, 0, -1, 1], size=levels)
+        t[r] = vals
+        if far:
+            idx = rng.choice(levels, size=min(far, levels), replace=False)
+            t[r, idx] = rng.choice([-10 ** 6, 10 ** 6], size=len(idx))
+    return t
+
+
+def _directions(rng, rows):
+    d = rng.choice([-1, 1], size=rows).astype(np.int8)
+    d[0], d[-1] = 1, -1  # both directions, always (when rows > 1)
+    return d
+
+
+# ---------------------------------------------------------------- bnn_mvtu
+
+MVTU_CASES = {
+    # name: (MW, MH, SIMD, PE, in dtype, out dtype or None (the accumulators), shared threshold row)
+    "bipolar-bipolar": (16, 8, 4, 2, "BIPOLAR", "BIPOLAR", False),
+    "uint8-int4-simd=mw-pe=1": (6, 4, 6, 1, "UINT8", "INT4", False),
+    "int4-acc-simd=1-pe=mh": (8, 6, 1, 6, "INT4", None, False),
+}
+
+
+def run_mvtu(case: str, n_vec: int = 7, seed: int = 0):
+    mw, mh, simd, pe, in_dtype, out_dtype, shared = MVTU_CASES[case]
+    rng = np.random.default_rng(seed)
+    w = rng.choice([-1, 1], size=(mh, mw)).astype(np.int64)
+    x = random_inputs(rng, n_vec, mw, in_dtype)
+    acc = golden_mv(w, x, in_dtype, int_dtype_for(-10 ** 6, 10 ** 6))
+    t = d = None
+    if out_dtype is not None:
+        levels = 1 if out_dtype == "BIPOLAR" else int(np.subtract(*dtype_range(out_dtype)[::-1]))
+        t = reachable_thresholds(rng, acc, levels, rows_shared=shared, far=2 if levels > 2 else 0)
+        d = _directions(rng, t.shape[0]) if t.shape[0] > 1 else np.array([-1], np.int8)
+        expected = golden_mv(w, x, in_dtype, out_dtype, t, d)
+        # the boundary really occurs: some accumulator equals one of its channel's thresholds
+        trow = t if not shared else np.repeat(t, mh, axis=0)
+        assert any((acc[:, c, None] == trow[c][None, :]).any() for c in range(mh))
+    else:
+        # the declared datatype of the accumulators, 3 bits wider than ACC_W: sign extension
+        out_dtype = f"INT{mvtu_mem.acc_width(mw, *dtype_range(in_dtype)) + 3}"
+        expected = acc
+    mem = _mem_dir(w, t, d, tag=f"mvtu-{case}-{pe}-{simd}")
+    params = mvtu_mem.mvtu_params(mem, "mv", w, in_dtype, out_dtype, pe, simd, t, d)
+    in_ew, out_ew = params["IN_EW"], params["OUT_EW"]
+    sim = build("bnn_mvtu", [RTL / "bnn_mvtu.sv"], params, inputs=[Port("s_axis", simd * in_ew)],
+                outputs=[Port("m_axis", pe * out_ew)])
+    beats = pack_beats(x.reshape(-1), simd, in_ew, bipolar=in_dtype == "BIPOLAR")
+    nf, sf = mh // pe, mw // simd
+    results = []
+    for in_stall, out_stall, s in STALLS:
+        res = sim.run({"s_axis": beats}, {"m_axis": n_vec * nf}, in_stall=in_stall, out_stall=out_stall, seed=s)
+        got = unpack_beats(res.outputs["m_axis"], pe, out_ew, signed=is_signed(out_dtype),
+                           bipolar=out_dtype == "BIPOLAR").reshape(n_vec, mh)
+        assert np.array_equal(got, expected), f"{case}, stalls {in_stall}/{out_stall}"
+        results.append(res)
+    return results[0], nf, sf, n_vec
+
+
+@pytest.mark.parametrize("case", list(MVTU_CASES))
+def test_mvtu_matches_golden_and_runs_at_full_rate(case):
+    res, nf, sf, n_vec = run_mvtu(case)
+    # without stalls: input beat i of vector v is taken at v*NF*SF + i (fold 0 reads the stream,
+    # folds 1.. the buffer), and each vector's output beats leave SF cycles apart, NF*SF per vector
+    cin = np.array(res.in_cycles["s_axis"]).reshape(n_vec, sf)
+    cin -= cin[0, 0]
+    assert np.array_equal(cin, np.arange(n_vec)[:, None] * nf * sf + np.arange(sf)[None, :])
+    cout = np.array(res.out_cycles["m_axis"]).reshape(n_vec, nf)
+    assert np.array_equal(np.diff(cout.reshape(-1)), np.full(n_vec * nf - 1, sf))
+    assert cout[0, 0] - res.in_cycles["s_axis"][sf - 1] == 4  # the latency documented in the RTL
+
+
+# ---------------------------------------------------------------- bnn_threshold
+
+THRESHOLD_CASES = {
+    # name: (C, E, in dtype, out dtype, shared threshold row)
+    "int8-int2-wide": (8, 8, "INT8", "INT2", False),
+    "uint5-bipolar-shared-row-e=1": (4, 1, "UINT5", "BIPOLAR", True),
+}
+
+
+@pytest.mark.parametrize("case", list(THRESHOLD_CASES))
+def test_threshold_matches_golden_and_runs_at_full_rate(case):
+    c, e, in_dtype, out_dtype, shared = THRESHOLD_CASES[case]
+    rng = np.random.default_rng(1)
+    n_pix = 9
+    x = random_inputs(rng, n_pix, c, in_dtype)
+    levels = 1 if out_dtype == "BIPOLAR" else int(np.subtract(*dtype_range(out_dtype)[::-1]))
+    t = reachable_thresholds(rng, x, levels, rows_shared=shared, far=1 if levels > 2 else 0)
+    d = _directions(rng, t.shape[0]) if t.shape[0] > 1 else np.array([-1], np.int8)
+    expected = golden_th(x, in_dtype, out_dtype, t, d)
+    mem = _mem_dir(t, d, tag=f"thr-{case}")
+    params = mvtu_mem.threshold_params(mem, "th", c, e, in_dtype, out_dtype, t, d)
+    in_ew, out_ew = elem_width(in_dtype), params["OUT_EW"]
+    sim = build("bnn_threshold", [RTL / "bnn_threshold.sv"], params, inputs=[Port("s_axis", e * in_ew)],
+                outputs=[Port("m_axis", e * out_ew)])
+    beats = pack_beats(x.reshape(-1), e, in_ew)
+    n_beats = len(beats)
+    for in_stall, out_stall, s in STALLS:
+        res = sim.run({"s_axis": beats}, {"m_axis": n_beats}, in_stall=in_stall, out_stall=out_stall, seed=s)
+        got = unpack_beats(res.outputs["m_axis"], e, out_ew, signed=is_signed(out_dtype),
+                           bipolar=out_dtype == "BIPOLAR").reshape(n_pix, c)
+        assert np.array_equal(got, expected), f"{case}, stalls {in_stall}/{out_stall}"
+        if in_stall == 0 and out_stall == 0:
+            cin, cout = np.array(res.in_cycles["s_axis"]), np.array(res.out_cycles["m_axis"])
+            assert np.array_equal(cin - cin[0], np.arange(n_beats))
+            assert np.array_equal(cout - cin, np.full(n_beats, 2))
+
+
+# ---------------------------------------------------------------- memory files
+
+def test_memory_layouts():
+    w = np.array([[1, -1, 1, 1], [-1, -1, 1, -1]])  # MH 2, MW 4
+    # PE 1, SIMD 2: word nf*SF + sf, bit s = column sf*2 + s of row nf
+    assert mvtu_mem.weight_words(w, 1, 2) == [0b01, 0b11, 0b00, 0b01]
+    # PE 2, SIMD 4: one word, bits p*4 + s
+    assert mvtu_mem.weight_words(w, 2, 4) == [0b0100_1101]
+    t = np.array([[-1, 2], [3, -4]])
+    assert mvtu_mem.threshold_words(t, 2, 2, 4) == [(0xC << 12) | (0x3 << 8) | (0x2 << 4) | 0xF]
+    assert mvtu_mem.threshold_words(np.array([[5]]), 3, 1, 4) == [5, 5, 5]  # a shared row expands
+    assert mvtu_mem.direction_words(np.array([1, -1, -1, 1]), 4, 2) == [0b10, 0b01]
+    assert mvtu_mem.direction_words(np.array([-1]), 4, 4) == [0b1111]
+    with pytest.raises(ValueError):
+        mvtu_mem.threshold_words(t, 2, 2, 2)  # -4 .. 3 needs 3 bits
+    with pytest.raises(ValueError):
+        mvtu_mem.weight_words(w, 3, 2)
+
+
+def test_widths():
+    assert mvtu_mem.acc_width(16, -1, 1) == 6             # -16 .. 16
+    assert mvtu_mem.acc_width(27, 0, 255) == 14           # +-6885
+    assert mvtu_mem.acc_width(8, -8, 7) == 8              # +-64 needs 8 bits (64 does not fit 7)
+    assert mvtu_mem.threshold_width([[-8, 7]]) == 4
+    assert mvtu_mem.threshold_width([[0, 8]]) == 5
+    assert np.array_equal(mvtu_mem.clip_thresholds([[-100, 3, 100]], -5, 5), [[-6, 3, 6]])
+
+
+# ---------------------------------------------------------------- synthesis
+
+def _chparam(params: dict) -> str:
+    """Yosys `chparam -set` arguments; a negative integer as 32'h... (chparam cannot parse "-2")."""
+    def value(v):
+        if isinstance(v, str):
+            return f'"{v}"'
+        return str(v) if v >= 0 else f"32'h{v & 0xFFFFFFFF:08x}"
+    return " ".join(f"-set {k} {value(v)}" for k, v in params.items())
+
+
+def test_yosys_synthesizes_the_integer_branches(tmp_path):
+    """tests/test_rtl_synth.py synthesizes a BIPOLAR-input bnn_mvtu; here the other generate
+    branches: UINT8 input with 15 thresholds (first layer) and INT4 input without activation
+    (classifier), in one Yosys run (the sources are read once)."""
+    rng = np.random.default_rng(3)
+    w = rng.choice([-1, 1], size=(4, 8))
+    t, d = rng.integers(-300, 300, size=(4, 15)), rng.choice([-1, 1], size=4)
+    cases = [mvtu_mem.mvtu_params(tmp_path, "a", w, "UINT8", "INT4", 2, 4, t, d),
+             mvtu_mem.mvtu_params(tmp_path, "b", w, "INT4", "INT8", 4, 2)]
+    script = [f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}", "design -save src"]
+    for k, params in enumerate(cases):
+        script += ["design -load src", f"chparam {_chparam(params)} bnn_mvtu",
+                   "synth_xilinx -family xc7 -top bnn_mvtu", f"tee -q -o {tmp_path / f'stat{k}.txt'} stat"]
+    proc = subprocess.run(["yosys", "-q", "-p", "; ".join(script)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for k in range(len(cases)):
+        stat = (tmp_path / f"stat{k}.txt").read_text()
+        assert "CARRY4" in stat and "$" not in stat.split("Number of cells:", 1)[-1], stat
