@@ -101,6 +101,8 @@ rtlsim: setup
 synth: setup
 	$(PY) -m hw.flow synth $(HW_ARGS)
 
+include build_flow/finn/finn.mk
+
 bench: setup
 	$(PY) benchmarks/train_throughput.py
 

@@ -1,0 +1,1 @@
+# FINN backend targets (bitstream, finn-estimate): written with issue 5
