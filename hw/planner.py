@@ -183,12 +183,19 @@ def estimate_resources(graph: Graph, folding: Folding) -> dict[str, dict[str, fl
     return res
 
 
+_BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
+
+
 def _memory_luts_or_bram(bits: int, width: int, bram_out: list[float]) -> float:
-    """Small memories live in LUTRAM (64 bits per LUT); large ones in BRAM36 (72-bit words)."""
-    if bits <= 16 * 1024:
-        return bits / 64
-    bram_out[0] = math.ceil(width / 72) * math.ceil(bits / max(width, 1) / 512)
-    return 0.0
+    """A memory of `bits` in words of `width`: deep ones (≥ 128 words, > 16 kbit) in BRAM36
+    (the best of its aspect ratios), shallow ones in LUTRAM (one LUT per bit of width per
+    64 words), as bnn_mvtu's WEIGHT_BRAM rule does."""
+    width = max(1, width)
+    depth = max(1, -(-bits // width))
+    if depth >= 128 and bits > 16 * 1024:
+        bram_out[0] = min(-(-width // w) * -(-depth // d) for w, d in _BRAM36_SHAPES)
+        return 0.0
+    return width * -(-depth // 64)
 
 
 def total_luts(graph: Graph, folding: Folding) -> int:

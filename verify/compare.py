@@ -64,7 +64,26 @@ def load_images(data: str | None, shape: tuple, n: int, seed: int) -> tuple[np.n
     return rng.integers(0, 256, (n, *shape), dtype=np.uint8), f"{n} seeded random images ({why})"
 
 
-def run_stages(model, qonnx_model, graph, images: np.ndarray) -> list[StageResult]:
+def run_stages(model, qonnx_model, graph, images: np.ndarray, chunk: int = 128) -> list[StageResult]:
+    """Every stage on `images` (N, C, H, W) uint8, in chunks of `chunk` images so that the
+    internal tensors kept for comparison stay small however many images are checked."""
+    total: list[StageResult] = []
+    for i in range(0, len(images), chunk):
+        part = _run_chunk(model, qonnx_model, graph, images[i:i + chunk])
+        if not total:
+            total = part
+            continue
+        for t, p in zip(total, part):
+            t.images += p.images
+            t.mismatches += p.mismatches
+            t.max_diff = max(t.max_diff, p.max_diff)
+            t.seconds += p.seconds
+            if p.note != t.note and "differ" in p.note:
+                t.note = p.note
+    return total
+
+
+def _run_chunk(model, qonnx_model, graph, images: np.ndarray) -> list[StageResult]:
     from qonnx.core.onnx_exec import execute_onnx
 
     from verify.golden_numpy import run_numpy
