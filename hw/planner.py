@@ -129,9 +129,10 @@ def predict_cycles(graph: Graph, folding: Folding) -> dict[str, int]:
 # ---------------------------------------------------------------- resources (first order)
 
 def estimate_resources(graph: Graph, folding: Folding) -> dict[str, dict[str, float]]:
-    """LUT / FF / BRAM36 per layer from simple per-bit costs (XNOR-popcount ~1 LUT per
-    bit-product, an adder per integer input bit, a comparator per threshold bit, memories
-    above 16 kbit in BRAM36 of 72-bit words). A guide for planning; Yosys gives the real count."""
+    """LUT / FF / BRAM36 per layer from simple per-bit costs: ~2 LUTs per XNOR-popcount
+    bit-product (calibrated on Yosys for CNV_1W1A), twice the input width per integer
+    product, a comparator per threshold bit, deep memories in BRAM36 (_memory_luts_or_bram).
+    A guide for planning; Yosys gives the real count."""
     elems = stream_elems(graph, folding)
     res = {}
     for layer in graph.layers:
@@ -142,7 +143,7 @@ def estimate_resources(graph: Graph, folding: Folding) -> dict[str, dict[str, fl
             in_dt = graph.tensors[layer.inputs[0]].dtype
             lo, hi = dtype_range(in_dt)
             acc_w = (mw * max(abs(lo), abs(hi))).bit_length() + 1
-            per_product = 1.0 if in_dt == "BIPOLAR" else elem_width(in_dt)
+            per_product = 2.0 if in_dt == "BIPOLAR" else 2.0 * elem_width(in_dt)  # Yosys: ~2 LUT per XNOR-popcount bit
             lut += pe * (simd * per_product + acc_w)
             ff += pe * acc_w * 2 + simd * elem_width(in_dt) * 2
             lut += _memory_luts_or_bram(mh * mw, pe * simd, res_bram := [0.0])

@@ -1,1 +1,38 @@
-# FINN backend targets (bitstream, finn-estimate): written with issue 5
+# FINN backend (build_flow/finn/): included by the top-level Makefile.
+#
+#   make finn-estimate (CKPT=…|CONFIG=…|PEER=…) [BOARD=Pynq-Z2] [FINN_VENV=…] [FPS=…|FOLDING=…] [IMAGES=8] OUT=…
+#        FINN's Python steps, hw codegen and cppsim (in a local FINN venv, or else the docker image);
+#        cppsim outputs compared with the golden model (array_equal); FINN's and the planner's estimates
+#   make bitstream (CKPT=…|CONFIG=…|PEER=…) [BOARD=Pynq-Z2|ZCU104|U250] [OUT=…]
+#        the full FINN build in the docker image with Vivado from the host (FINN_XILINX_PATH,
+#        FINN_XILINX_VERSION, XILINXD_LICENSE_FILE; PLATFORM_REPO_PATHS for Alveo); results in build/<board>/
+#   make finn-image                  the docker image (top-level Dockerfile, target finn)
+#   make finn-venv FINN_VENV=DIR     a local FINN venv (build_flow/finn/setup_local_finn.sh)
+
+BOARD       ?= Pynq-Z2
+FINN_VENV   ?=
+FINN_IMAGE  ?= bnn-flow-finn
+FINN_IMAGES ?= 8
+FINN_OUT     = $(if $(filter command line,$(origin OUT)),$(OUT),build/finn/$(BOARD))
+FINN_ARGS    = $(MODEL_ARGS) --out $(FINN_OUT) --board $(BOARD) --images $(FINN_IMAGES) \
+               $(if $(FPS),--fps $(FPS)) $(if $(FOLDING),--folding $(FOLDING)) \
+               $(if $(filter command line,$(origin DATA)),--data $(DATA),$(if $(wildcard $(DATA)),--data $(DATA)))
+
+.PHONY: finn-estimate bitstream finn-image finn-venv
+
+finn-estimate: setup
+	$(PY) -m build_flow.finn.cli estimate $(FINN_ARGS) $(if $(FINN_VENV),--finn-venv $(FINN_VENV)) --image $(FINN_IMAGE)
+
+# preflight first (docker, daemon, Vivado, board, checkpoint, folding): one line and exit 2 before any long work
+bitstream: setup
+	$(PY) -c "import sys; from model.errors import run_cli; from build_flow.finn.cli import _args, run_preflight; \
+	run_cli(lambda a: run_preflight(_args(a)) and 0, sys.argv[1:])" bitstream $(FINN_ARGS)
+	@docker image inspect $(FINN_IMAGE) >/dev/null 2>&1 || $(MAKE) --no-print-directory finn-image
+	$(PY) -m build_flow.finn.cli bitstream $(FINN_ARGS) --image $(FINN_IMAGE) --verify cppsim
+
+finn-image:
+	docker build --target finn -t $(FINN_IMAGE) .
+
+finn-venv:
+	@test -n "$(FINN_VENV)" || { echo "error: give FINN_VENV=DIR (outside this repository)" >&2; exit 2; }
+	bash build_flow/finn/setup_local_finn.sh $(FINN_VENV)

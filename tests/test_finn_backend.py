@@ -1,0 +1,204 @@
+"""FINN backend without FINN: board table, folding -> folding_config.json, preflight errors, `make bitstream`.
+
+Tests that need FINN itself are in tests/test_finn_build.py (skipped unless FINN_VENV points at a
+local FINN venv made by build_flow/finn/setup_local_finn.sh).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from build_flow.finn import preflight
+from build_flow.finn.boards import BOARDS, DEFAULT_BOARD, get_board
+from build_flow.finn.folding import FoldingError, finn_folding_config, ordered_plan, specialize_config
+from build_flow.ir import Graph, Layer, Tensor
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------- boards
+
+def test_board_table():
+    assert DEFAULT_BOARD == "Pynq-Z2"
+    assert {"Pynq-Z2", "ZCU104", "U250"} <= set(BOARDS)
+    assert get_board("pynq-z2").part == "xc7z020clg400-1" and get_board("Pynq-Z2").clock_mhz == 100.0
+    assert get_board("ZCU104").shell == "vivado_zynq"
+    u250 = get_board("U250")
+    assert u250.alveo and u250.platform and u250.clock_mhz == 250.0
+    with pytest.raises(KeyError, match="unknown board 'KC705'"):
+        get_board("KC705")
+
+
+# ---------------------------------------------------------------- folding
+
+def _tiny_graph() -> Graph:
+    """input (4,4,8) INT4 -> window 3x3 -> MV 16x72 (BIPOLAR) -> threshold ... -> MV 10 -> label."""
+    t = {
+        "x": Tensor("x", (4, 4, 8), "INT4"),
+        "w": Tensor("w", (4, 4, 72), "INT4"),
+        "a": Tensor("a", (4, 4, 16), "INT4"),
+        "s": Tensor("s", (4, 4, 16), "BIPOLAR"),
+        "f": Tensor("f", (10,), "INT10"),
+        "label": Tensor("label", (), "UINT4"),
+    }
+    arrays = {"w0": np.ones((16, 72), np.int8), "w1": np.ones((10, 256), np.int8),
+              "t0": np.zeros((16, 1), np.int64), "d0": np.ones(16, np.int8)}
+    layers = [
+        Layer("swg", "SlidingWindow", ["x"], ["w"], {"kernel": 3, "stride": 1, "pad": 1, "pad_value": 0}),
+        Layer("mv0", "MatrixVector", ["w"], ["a"], {"weights": "w0", "y_min": -8}),
+        Layer("thr", "Threshold", ["a"], ["s"], {"thresholds": "t0", "direction": "d0", "y_min": 0}),
+        Layer("mv1", "MatrixVector", ["s"], ["f"], {"weights": "w1", "flatten": True}),
+        Layer("sel", "LabelSelect", ["f"], ["label"], {"largest": True}),
+    ]
+    return Graph(t, layers, "x", {"logits": "f", "label": "label"}, arrays)
+
+
+def _folding(layers):
+    from hw.planner import Folding
+    return Folding(layers, 100.0, 3000)
+
+
+def _finn_nodes():
+    return [
+        {"name": "FMPadding_hls_0", "op_type": "FMPadding_hls", "inputs": ["x"], "outputs": ["p"],
+         "attrs": {"NumChannels": 8, "SIMD": 1}},
+        {"name": "ConvolutionInputGenerator_hls_0", "op_type": "ConvolutionInputGenerator_hls", "inputs": ["p"],
+         "outputs": ["w"], "attrs": {"IFMChannels": 8, "SIMD": 1}},
+        {"name": "MVAU_hls_0", "op_type": "MVAU_hls", "inputs": ["w"], "outputs": ["s"], "attrs": {"MH": 16, "MW": 72}},
+        {"name": "MVAU_hls_1", "op_type": "MVAU_hls", "inputs": ["s"], "outputs": ["f"], "attrs": {"MH": 10, "MW": 256}},
+        {"name": "LabelSelect_hls_0", "op_type": "LabelSelect_hls", "inputs": ["f"], "outputs": ["l"],
+         "attrs": {"Labels": 10, "PE": 1}, "cycles_at_1": 10},
+    ]
+
+
+def test_ordered_plan_and_finn_config():
+    g = _tiny_graph()
+    f = _folding({"mv0": {"pe": 4, "simd": 8}, "thr": {"pe": 2}, "mv1": {"pe": 2, "simd": 16}, "sel": {"pe": 5}})
+    plan = ordered_plan(g, f)
+    assert [(m["ir"], m["pe"], m["simd"]) for m in plan["matrix_vector"]] == [("mv0", 4, 8), ("mv1", 2, 16)]
+    assert plan["elementwise"]["Thresholding"][0]["pe"] == 2 and plan["elementwise"]["LabelSelect"][0]["pe"] == 5
+    cfg = finn_folding_config(plan, _finn_nodes())
+    assert cfg["MVAU_hls_0"] == {"PE": 4, "SIMD": 8} and cfg["MVAU_hls_1"] == {"PE": 2, "SIMD": 16}
+    # the window generator and its padding take the SIMD of the MVAU they feed
+    assert cfg["ConvolutionInputGenerator_hls_0"] == {"SIMD": 8} and cfg["FMPadding_hls_0"] == {"SIMD": 8}
+    assert cfg["LabelSelect_hls_0"] == {"PE": 5}
+    assert set(specialize_config(_finn_nodes())["MVAU_hls_0"].values()) == {"hls"}
+
+
+def test_folding_that_does_not_fit_names_node_and_field():
+    g = _tiny_graph()
+    plan = ordered_plan(g, _folding({"mv0": {"pe": 4, "simd": 8}, "thr": {"pe": 2}, "mv1": {"pe": 2, "simd": 16},
+                                     "sel": {"pe": 5}}))
+    nodes = _finn_nodes()
+    nodes[2]["attrs"]["MH"] = 18   # FINN's graph differs from the IR
+    with pytest.raises(FoldingError, match="MVAU_hls_0 .*MH=18.* does not match IR layer mv0"):
+        finn_folding_config(plan, nodes)
+    with pytest.raises(FoldingError, match="2 MVAU nodes .* 1 MatrixVector"):
+        finn_folding_config(dict(plan, matrix_vector=plan["matrix_vector"][:1]), _finn_nodes())
+    bad = dict(plan, matrix_vector=[dict(plan["matrix_vector"][0], pe=3), plan["matrix_vector"][1]])
+    with pytest.raises(FoldingError, match=r"MVAU_hls_0 \(MVAU_hls\): PE = 3 does not divide MH = 16"):
+        finn_folding_config(bad, _finn_nodes())
+    nodes = _finn_nodes()
+    nodes[1]["attrs"]["IFMChannels"] = 6
+    with pytest.raises(FoldingError, match="ConvolutionInputGenerator_hls_0 .*SIMD = 8 does not divide IFMChannels = 6"):
+        finn_folding_config(plan, nodes)
+
+
+def test_unmatched_elementwise_nodes_get_a_pe_within_the_interval():
+    g = _tiny_graph()
+    plan = ordered_plan(g, _folding({"mv0": {"pe": 4, "simd": 8}, "thr": {"pe": 2}, "mv1": {"pe": 2, "simd": 16},
+                                     "sel": {"pe": 5}}))
+    nodes = _finn_nodes() + [{"name": "Thresholding_hls_0", "op_type": "Thresholding_hls", "inputs": [], "outputs": [],
+                              "attrs": {"NumChannels": 16}, "cycles_at_1": 4096},
+                             {"name": "Thresholding_hls_1", "op_type": "Thresholding_hls", "inputs": [], "outputs": [],
+                              "attrs": {"NumChannels": 16}, "cycles_at_1": 256}]
+    cfg = finn_folding_config(plan, nodes)   # 2 FINN thresholds vs 1 IR threshold: the default rule
+    limit = max(1, plan["interval_cycles"] // 4)
+    for name, cyc in (("Thresholding_hls_0", 4096), ("Thresholding_hls_1", 256)):
+        pe = cfg[name]["PE"]
+        assert 16 % pe == 0 and (cyc // pe <= limit or pe == 16)
+
+
+# ---------------------------------------------------------------- preflight
+
+def test_preflight_docker_missing_and_daemon_down():
+    with pytest.raises(preflight.PreflightError, match="docker not found: install Docker Engine"):
+        preflight.check_docker(which=lambda _: None)
+
+    class Proc:
+        returncode, stdout, stderr = 1, "", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock"
+
+    with pytest.raises(preflight.PreflightError, match="docker daemon not reachable .*Cannot connect"):
+        preflight.check_docker(which=lambda _: "/usr/bin/docker", run=lambda *a, **k: Proc())
+
+
+def test_preflight_vivado(tmp_path):
+    board = get_board("Pynq-Z2")
+    with pytest.raises(preflight.PreflightError, match="FINN_XILINX_PATH is not set"):
+        preflight.check_vivado(board, env={})
+    with pytest.raises(preflight.PreflightError, match="FINN_XILINX_VERSION is not set"):
+        preflight.check_vivado(board, env={"FINN_XILINX_PATH": str(tmp_path)})
+    env = {"FINN_XILINX_PATH": str(tmp_path), "FINN_XILINX_VERSION": "2022.2"}
+    with pytest.raises(preflight.PreflightError, match="Vivado 2022.2 not found"):
+        preflight.check_vivado(board, env=env)
+    (tmp_path / "Vivado" / "2022.2").mkdir(parents=True)
+    (tmp_path / "Vivado" / "2022.2" / "settings64.sh").write_text("")
+    preflight.check_vivado(board, env=env)
+    with pytest.raises(preflight.PreflightError, match="U250 needs Vitis 2022.2"):
+        preflight.check_vivado(get_board("U250"), env=env)
+
+
+def test_preflight_board_checkpoint_venv(tmp_path):
+    with pytest.raises(preflight.PreflightError, match="BOARD=KC705: unknown board"):
+        preflight.check_board("KC705")
+    with pytest.raises(preflight.PreflightError, match="CKPT=.*nope.pt: checkpoint not found"):
+        preflight.check_checkpoint(str(tmp_path / "nope.pt"))
+    preflight.check_checkpoint(None)
+    with pytest.raises(preflight.PreflightError, match="not a FINN venv"):
+        preflight.check_finn_venv(str(tmp_path))
+
+
+def test_preflight_folding_that_does_not_fit(tmp_path):
+    from model.errors import ConfigError
+    g = _tiny_graph()
+    bad = tmp_path / "fold.yaml"
+    bad.write_text("layers:\n  mv0: {pe: 3, simd: 8}\n  thr: {pe: 2}\n  mv1: {pe: 2, simd: 16}\n  sel: {pe: 5}\n")
+    with pytest.raises(ConfigError, match="mv0.*pe = 3 does not divide its 16 output channels"):
+        preflight.check_folding(g, str(bad))
+
+
+def _run(args, env=None):
+    return subprocess.run([sys.executable, "-m", "build_flow.finn.cli", *args], capture_output=True, text=True,
+                          cwd=REPO, env=env)
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    r = _run(["bitstream", "--config", "configs/student-small.yaml", "--out", str(tmp_path), "--board", "KC705"])
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert r.stderr.startswith("error: BOARD=KC705: unknown board")
+    r = _run(["estimate", "--ckpt", str(tmp_path / "x.pt"), "--out", str(tmp_path), "--finn-venv", str(tmp_path)])
+    assert r.returncode == 2 and "checkpoint not found" in r.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_make_bitstream_stops_at_docker(tmp_path):
+    """No docker on PATH: `make bitstream` stops at preflight saying what to install, before any export."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("bash", "sh", "make", "sed", "env", "test", "touch", "uname", "cat"):
+        found = shutil.which(tool)
+        if found:
+            (bindir / tool).symlink_to(found)
+    env = dict(os.environ, PATH=str(bindir))
+    r = subprocess.run(["make", "--no-print-directory", "-o", "setup", "bitstream", "CONFIG=configs/student-small.yaml",
+                        f"PY={REPO / '.venv/bin/python'}" if (REPO / ".venv/bin/python").exists() else f"PY={sys.executable}",
+                        f"OUT={tmp_path / 'out'}"], capture_output=True, text=True, cwd=REPO, env=env)
+    assert r.returncode != 0
+    assert "error: docker not found: install Docker Engine" in r.stderr
+    assert not (tmp_path / "out").exists()
