@@ -2,7 +2,9 @@
 #
 #   make setup                       venv + torch (CPU wheel first) + this package (editable, dev extras)
 #   make test                        the test suite (DATA= for the real-data tests)
-#   make demo                        short real training + evaluation of configs/student-small.yaml
+#   make demo [DATA=…] [CKPT=…] [IMAGES=64] [FPS=2000] [OUT=build/demo]
+#                                    the whole flow on models/student-small.pt: accuracy, QONNX, IR, RTL,
+#                                    Verilator on real images, Yosys; bit-exact at every stage; OUT/report.md
 #   make train CONFIG=… DATA=… OUT=… [EPOCHS=…] [TEACHER=…]
 #   make eval  CKPT=… DATA=… [SPLIT=val|test|all]
 #   make data                        download the official CIFAR-10 python release into data/ (md5-checked)
@@ -78,10 +80,14 @@ eval: setup
 data: setup
 	$(PY) -m model.download --out data
 
+# make demo passes only what was given; build_flow.demo resolves the rest (data, model) itself
+DEMO_ARGS = $(if $(filter command line environment,$(origin DATA)),--data $(DATA)) \
+  $(if $(filter command line,$(origin CKPT)),--ckpt $(CKPT)) $(if $(filter command line,$(origin OUT)),--out $(OUT)) \
+  $(if $(filter command line,$(origin IMAGES)),--images $(IMAGES)) $(if $(FPS),--fps $(FPS)) \
+  $(if $(FOLDING),--folding $(FOLDING)) --clock-mhz $(CLOCK_MHZ) --seed $(SEED)
+
 demo: setup
-	@test -e "$(DATA)" || $(PY) -m model.download --out data
-	$(PY) -m model.train --config configs/student-small.yaml --data $(DATA) --out runs/demo --epochs $(or $(EPOCHS),2)
-	$(PY) -m model.evaluate --ckpt runs/demo/checkpoint.pt --data $(DATA) --split val
+	$(PY) -m build_flow.demo $(strip $(DEMO_ARGS))
 
 gpu-train: setup
 	DATA=$(DATA) OUT=$(if $(filter command line,$(origin OUT)),$(OUT),runs/gpu) PY=$(PY) bash scripts/gpu_train.sh
