@@ -90,9 +90,11 @@ def _cycles_chart(path: Path, names, cycles: dict, sim, clock: float) -> None:
                    label=f"measured frame interval ({sim['cycles_per_frame']:.0f} cycles = {sim['fps']:.0f} FPS "
                          f"at {clock:g} MHz)")
     ax.set_xticks(range(len(names)), names, rotation=70, ha="right", fontsize=7)
+    ax.set_xlabel("layer (IR name, streaming order)")
     ax.set_ylabel("cycles per frame")
     ax.set_title("Cycles per frame by layer (the largest sets the frame rate)")
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, max(values + [sim["cycles_per_frame"] if sim else 0]) * 1.3)
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
@@ -115,6 +117,7 @@ def _resources_chart(path: Path, names, predicted: dict, syn) -> None:
     ax2.set_ylabel("BRAM36 (RAMB18 = 0.5)")
     ax2.set_title("Block RAM by layer")
     ax2.set_xticks(list(x), names, rotation=70, ha="right", fontsize=7)
+    ax2.set_xlabel("layer (IR name, streaming order)")
     for ax in (ax1, ax2):
         ax.legend(fontsize=8)
     fig.tight_layout()
