@@ -15,6 +15,20 @@ bnn_mvtu with ``NF = MH/PE`` neuron folds and ``SF = MW/SIMD`` synapse folds:
 
 bnn_threshold uses the same threshold/direction layout with E (elements per beat) in place of PE.
 
+Binary-search mode (THRES_SEARCH = 1, L = 2^S − 1 thresholds per channel; ``search_threshold_words``):
+each row is sorted ascending first (exact: the step function counts #{k: T_k <= acc} or
+#{k: T_k >= acc}, independent of the order), T_0 <= … <= T_{L−1}, and split into S level files
+``<prefix><j>.mem`` (j = 0 … S−1; THRES_FILE = the prefix). Level j compares with threshold
+``T[(2Q+1)·2^(S−1−j) − 1]``, Q = the j count bits found so far (MSB first):
+
+* level 0: depth NF, width PE·T_W; word ``nf``, element ``p`` = T[2^(S−1) − 1] of channel ``nf*PE + p``;
+* level j >= 1: depth NF·2^(j−1), width PE·2·T_W; word ``nf*2^(j−1) + P``, element ``p*2 + h`` =
+  T[(2(2P+h)+1)·2^(S−1−j) − 1] of channel ``nf*PE + p`` (both children of node P, read one level
+  early; the bit h found at level j−1 picks one).
+
+The direction memory is unchanged. Direction +1 outputs the count c found with "T <= acc",
+direction −1 searches with "T < acc" and outputs L − c = ~c (S bits).
+
 Typical use by a generator (``mvtu_params`` does all of it for one IR layer)::
 
     acc_w = acc_width(mw, *dtype_range(in_dtype))
@@ -35,7 +49,8 @@ from hw.stream import elem_width, is_signed
 
 __all__ = ["signed_width", "acc_width", "acc_bound", "threshold_width", "clip_thresholds", "expand_rows",
            "weight_words", "threshold_words", "direction_words", "write_mem", "write_weight_mem",
-           "write_threshold_mem", "write_direction_mem", "mvtu_params", "threshold_params"]
+           "write_threshold_mem", "write_direction_mem", "search_levels", "use_search",
+           "search_threshold_words", "write_search_threshold_mems", "mvtu_params", "threshold_params"]
 
 
 # ---------------------------------------------------------------- widths
@@ -140,6 +155,61 @@ def direction_words(direction, channels: int, pe: int) -> list[int]:
     return _pack_words((d < 0).astype(np.int64).reshape(nf, pe), 1)
 
 
+def search_levels(levels: int) -> int:
+    """S = log2(L + 1), the binary-search levels for L thresholds per channel (L + 1 a power of two)."""
+    levels = int(levels)
+    if levels < 1 or levels & (levels + 1):
+        raise ValueError(f"binary search needs L = 2^S - 1 thresholds per channel, got L = {levels}")
+    return levels.bit_length()
+
+
+def use_search(levels: int, search: bool | None = None) -> bool:
+    """Whether a unit with `levels` thresholds per channel uses the binary search: `search` None (the
+    default) means yes when L >= 15 and L + 1 is a power of two; True demands it (ValueError unless
+    L + 1 is a power of two; L = 1 still uses the one comparator, the same circuit); False never."""
+    levels = int(levels)
+    if search is None:
+        return levels >= 15 and not levels & (levels + 1)
+    if search:
+        search_levels(levels)
+        return levels > 1
+    return False
+
+
+def search_threshold_words(thresholds, channels: int, pe: int, t_w: int) -> list[list[int]]:
+    """The S binary-search level memories (module docstring) of a (C or 1, L) threshold array:
+    a list of S word lists, level 0 first; pe = PE (bnn_mvtu) or E (bnn_threshold)."""
+    t = expand_rows(np.asarray(thresholds, dtype=np.int64), channels)
+    if t.ndim != 2:
+        raise ValueError(f"thresholds must have shape (C or 1, L), got {t.shape}")
+    need = threshold_width(t)
+    if t_w < need:
+        raise ValueError(f"thresholds {t.min()}..{t.max()} need T_W >= {need}, got {t_w}")
+    levels = t.shape[1]
+    s = search_levels(levels)
+    nf = _check_fold(channels, pe, "PE")
+    srt = np.sort(t, axis=1).reshape(nf, pe, levels)
+    words = [_pack_words(srt[:, :, (1 << (s - 1)) - 1], t_w)]
+    for j in range(1, s):
+        q = np.arange(1 << j).reshape(1 << (j - 1), 2)          # Q = 2P + h
+        k = (2 * q + 1) * (1 << (s - 1 - j)) - 1                # (2^(j-1), 2) threshold indices
+        elems = srt[:, :, k]                                    # (nf, pe, 2^(j-1), 2)
+        elems = elems.transpose(0, 2, 1, 3).reshape(nf << (j - 1), pe * 2)
+        words.append(_pack_words(elems, t_w))
+    return words
+
+
+def write_search_threshold_mems(prefix: str | Path, thresholds, channels: int, pe: int, t_w: int) -> str:
+    """Write the level files ``<prefix><j>.mem`` of THRES_SEARCH = 1 and return THRES_FILE (the
+    absolute prefix)."""
+    if search_levels(np.asarray(thresholds).shape[1]) > 10:
+        raise ValueError("the RTL names the level files by one decimal digit: at most 10 levels (L <= 1023)")
+    prefix = str(Path(prefix).parent.resolve() / Path(prefix).name)
+    for j, words in enumerate(search_threshold_words(thresholds, channels, pe, t_w)):
+        write_mem(f"{prefix}{j}.mem", words, pe * min(2, 1 << j) * t_w)
+    return prefix
+
+
 def write_mem(path: str | Path, words: list[int], width: int) -> Path:
     """Write `words` as a $readmemh file of `width`-bit words (atomically)."""
     digits = max(1, (width + 3) // 4)
@@ -180,16 +250,27 @@ def _out_params(out_dtype: str, thresholds, y_min: int | None) -> dict:
             "Y_MIN": 0 if bipolar else int(dtype_range(out_dtype)[0] if y_min is None else y_min)}
 
 
+def _thres_file(mem_dir: Path, name: str, t, channels: int, pe: int, t_w: int, search: bool | None) -> dict:
+    """THRES_SEARCH and THRES_FILE (the parallel memory or the prefix of the search levels)."""
+    if use_search(t.shape[1], search):
+        return {"THRES_SEARCH": 1,
+                "THRES_FILE": write_search_threshold_mems(mem_dir / f"{name}_ts", t, channels, pe, t_w)}
+    return {"THRES_SEARCH": 0,
+            "THRES_FILE": str(write_threshold_mem(mem_dir / f"{name}_t.mem", t, channels, pe, t_w).resolve())}
+
+
 def mvtu_params(mem_dir: str | Path, name: str, weights, in_dtype: str, out_dtype: str, pe: int, simd: int,
-                thresholds=None, direction=None, y_min: int | None = None) -> dict:
+                thresholds=None, direction=None, y_min: int | None = None, search: bool | None = None) -> dict:
     """Write the memory files of one MatrixVector layer into `mem_dir` (``<name>_w.mem``,
-    ``<name>_t.mem``, ``<name>_d.mem``) and return bnn_mvtu's parameters (absolute file paths).
+    ``<name>_t.mem``, ``<name>_d.mem``; in binary-search mode ``<name>_ts0.mem`` … instead of
+    ``<name>_t.mem``) and return bnn_mvtu's parameters (absolute file paths).
 
     `weights` (MH, MW) ±1; `in_dtype`/`out_dtype` IR datatypes (`out_dtype` is the accumulator's
     own datatype when there are no thresholds: OUT_EW = its width, the accumulator sign-extended);
     `thresholds` (MH or 1, L) and `direction` (MH or 1,) ±1, or None for no activation; `y_min`
     defaults to the output datatype's minimum. Thresholds are clipped to the accumulator range
-    ± 1 (clip_thresholds), which keeps T_W near ACC_W without changing any output.
+    ± 1 (clip_thresholds), which keeps T_W near ACC_W without changing any output. `search`
+    chooses THRES_SEARCH (use_search: None = binary search when L >= 15 and L + 1 is a power of two).
     """
     mem_dir = Path(mem_dir)
     w = np.asarray(weights)
@@ -203,7 +284,7 @@ def mvtu_params(mem_dir: str | Path, name: str, weights, in_dtype: str, out_dtyp
               "WEIGHT_FILE": str(write_weight_mem(mem_dir / f"{name}_w.mem", w, pe, simd).resolve())}
     if thresholds is None:
         out_ew = elem_width(out_dtype)
-        params.update(ACC_W=acc_w, N_THRES=0, T_W=2, OUT_EW=out_ew, OUT_BIPOLAR=0, Y_MIN=0)
+        params.update(ACC_W=acc_w, N_THRES=0, T_W=2, THRES_SEARCH=0, OUT_EW=out_ew, OUT_BIPOLAR=0, Y_MIN=0)
         # THRES_FILE / DIR_FILE keep their defaults: nothing reads them without thresholds
         return params
     if direction is None:
@@ -211,16 +292,17 @@ def mvtu_params(mem_dir: str | Path, name: str, weights, in_dtype: str, out_dtyp
     t = clip_thresholds(thresholds, -bound, bound)
     t_w = threshold_width(t)
     params.update(ACC_W=acc_w, N_THRES=int(t.shape[1]), T_W=t_w,
-                  THRES_FILE=str(write_threshold_mem(mem_dir / f"{name}_t.mem", t, mh, pe, t_w).resolve()),
+                  **_thres_file(mem_dir, name, t, mh, pe, t_w, search),
                   DIR_FILE=str(write_direction_mem(mem_dir / f"{name}_d.mem", direction, mh, pe).resolve()),
                   **_out_params(out_dtype, t, y_min))
     return params
 
 
 def threshold_params(mem_dir: str | Path, name: str, channels: int, elems: int, in_dtype: str, out_dtype: str,
-                     thresholds, direction, y_min: int | None = None) -> dict:
-    """Write the memory files of one Threshold layer (``<name>_t.mem``, ``<name>_d.mem``) and return
-    bnn_threshold's parameters; `elems` = E, the elements per beat (divides `channels`)."""
+                     thresholds, direction, y_min: int | None = None, search: bool | None = None) -> dict:
+    """Write the memory files of one Threshold layer (``<name>_t.mem`` or the search levels
+    ``<name>_ts<j>.mem``, ``<name>_d.mem``) and return bnn_threshold's parameters; `elems` = E, the
+    elements per beat (divides `channels`); `search` as in mvtu_params."""
     mem_dir = Path(mem_dir)
     if in_dtype == "BIPOLAR":
         raise ValueError("bnn_threshold takes integer inputs (a BIPOLAR input is already binary)")
@@ -229,6 +311,6 @@ def threshold_params(mem_dir: str | Path, name: str, channels: int, elems: int, 
     t_w = threshold_width(t)
     return {"C": channels, "E": elems, "IN_EW": elem_width(in_dtype), "IN_SIGNED": int(is_signed(in_dtype)),
             "N_THRES": int(t.shape[1]), "T_W": t_w,
-            "THRES_FILE": str(write_threshold_mem(mem_dir / f"{name}_t.mem", t, channels, elems, t_w).resolve()),
+            **_thres_file(mem_dir, name, t, channels, elems, t_w, search),
             "DIR_FILE": str(write_direction_mem(mem_dir / f"{name}_d.mem", direction, channels, elems).resolve()),
             **_out_params(out_dtype, t, y_min)}

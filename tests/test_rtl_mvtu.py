@@ -5,7 +5,9 @@ writes the memory files with hw/mvtu_mem.py and simulates the RTL with Verilator
 (then also checking the cycle of every transfer: full throughput), with 40 % stalls on both
 sides, and with 80 % output stalls (back-pressure that fills the pipeline). Thresholds are drawn
 from the accumulators the test data really reaches, so the boundary acc == T is exercised in
-both directions.
+both directions. Both activation circuits are covered: parallel comparators (THRES_SEARCH = 0)
+and the pipelined binary search over sorted rows (THRES_SEARCH = 1; many duplicate thresholds,
+some far outside the accumulator range), and a Yosys run compares their LUT counts.
 """
 from __future__ import annotations
 
@@ -103,15 +105,19 @@ def _directions(rng, rows):
 # ---------------------------------------------------------------- bnn_mvtu
 
 MVTU_CASES = {
-    # name: (MW, MH, SIMD, PE, in dtype, out dtype or None (the accumulators), shared threshold row)
-    "bipolar-bipolar": (16, 8, 4, 2, "BIPOLAR", "BIPOLAR", False),
-    "uint8-int4-simd=mw-pe=1": (6, 4, 6, 1, "UINT8", "INT4", False),
-    "int4-acc-simd=1-pe=mh": (8, 6, 1, 6, "INT4", None, False),
+    # name: (MW, MH, SIMD, PE, in dtype, out dtype or None (the accumulators), shared threshold row,
+    #        THRES_SEARCH wanted (mvtu_params' `search`), vectors)
+    "bipolar-bipolar": (16, 8, 4, 2, "BIPOLAR", "BIPOLAR", False, None, 7),
+    "uint8-int4-simd=mw-pe=1": (6, 4, 6, 1, "UINT8", "INT4", False, False, 7),
+    "int4-acc-simd=1-pe=mh": (8, 6, 1, 6, "INT4", None, False, None, 7),
+    # binary search: 15 thresholds (the default for L = 15), and 63 with a single neuron fold
+    "uint8-int4-search": (6, 4, 3, 2, "UINT8", "INT4", False, None, 24),
+    "int4-int6-search-nf=1": (8, 4, 4, 4, "INT4", "INT6", False, True, 24),
 }
 
 
-def run_mvtu(case: str, n_vec: int = 7, seed: int = 0):
-    mw, mh, simd, pe, in_dtype, out_dtype, shared = MVTU_CASES[case]
+def run_mvtu(case: str, seed: int = 0):
+    mw, mh, simd, pe, in_dtype, out_dtype, shared, search, n_vec = MVTU_CASES[case]
     rng = np.random.default_rng(seed)
     w = rng.choice([-1, 1], size=(mh, mw)).astype(np.int64)
     x = random_inputs(rng, n_vec, mw, in_dtype)
@@ -119,7 +125,7 @@ def run_mvtu(case: str, n_vec: int = 7, seed: int = 0):
     t = d = None
     if out_dtype is not None:
         levels = 1 if out_dtype == "BIPOLAR" else int(np.subtract(*dtype_range(out_dtype)[::-1]))
-        t = reachable_thresholds(rng, acc, levels, rows_shared=shared, far=2 if levels > 2 else 0)
+        t = reachable_thresholds(rng, acc, levels, rows_shared=shared, far=min(2 + levels // 8, 6) if levels > 2 else 0)
         d = _directions(rng, t.shape[0]) if t.shape[0] > 1 else np.array([-1], np.int8)
         expected = golden_mv(w, x, in_dtype, out_dtype, t, d)
         # the boundary really occurs: some accumulator equals one of its channel's thresholds
@@ -129,8 +135,10 @@ def run_mvtu(case: str, n_vec: int = 7, seed: int = 0):
         # the declared datatype of the accumulators, 3 bits wider than ACC_W: sign extension
         out_dtype = f"INT{mvtu_mem.acc_width(mw, *dtype_range(in_dtype)) + 3}"
         expected = acc
-    mem = _mem_dir(w, t, d, tag=f"mvtu-{case}-{pe}-{simd}")
-    params = mvtu_mem.mvtu_params(mem, "mv", w, in_dtype, out_dtype, pe, simd, t, d)
+    mem = _mem_dir(w, t, d, tag=f"mvtu-{case}-{pe}-{simd}-{search}")
+    params = mvtu_mem.mvtu_params(mem, "mv", w, in_dtype, out_dtype, pe, simd, t, d, search=search)
+    if t is not None:
+        assert params["THRES_SEARCH"] == int(mvtu_mem.use_search(t.shape[1], search))
     in_ew, out_ew = params["IN_EW"], params["OUT_EW"]
     sim = build("bnn_mvtu", [RTL / "bnn_mvtu.sv"], params, inputs=[Port("s_axis", simd * in_ew)],
                 outputs=[Port("m_axis", pe * out_ew)])
@@ -143,12 +151,12 @@ def run_mvtu(case: str, n_vec: int = 7, seed: int = 0):
                            bipolar=out_dtype == "BIPOLAR").reshape(n_vec, mh)
         assert np.array_equal(got, expected), f"{case}, stalls {in_stall}/{out_stall}"
         results.append(res)
-    return results[0], nf, sf, n_vec
+    return results[0], nf, sf, n_vec, params
 
 
 @pytest.mark.parametrize("case", list(MVTU_CASES))
 def test_mvtu_matches_golden_and_runs_at_full_rate(case):
-    res, nf, sf, n_vec = run_mvtu(case)
+    res, nf, sf, n_vec, params = run_mvtu(case)
     # without stalls: input beat i of vector v is taken at v*NF*SF + i (fold 0 reads the stream,
     # folds 1.. the buffer), and each vector's output beats leave SF cycles apart, NF*SF per vector
     cin = np.array(res.in_cycles["s_axis"]).reshape(n_vec, sf)
@@ -156,30 +164,39 @@ def test_mvtu_matches_golden_and_runs_at_full_rate(case):
     assert np.array_equal(cin, np.arange(n_vec)[:, None] * nf * sf + np.arange(sf)[None, :])
     cout = np.array(res.out_cycles["m_axis"]).reshape(n_vec, nf)
     assert np.array_equal(np.diff(cout.reshape(-1)), np.full(n_vec * nf - 1, sf))
-    assert cout[0, 0] - res.in_cycles["s_axis"][sf - 1] == 4  # the latency documented in the RTL
+    # the latency documented in the RTL: 4, or 3 + S with the S-level binary search
+    search_levels = mvtu_mem.search_levels(params["N_THRES"]) if params["THRES_SEARCH"] else 1
+    assert params["THRES_SEARCH"] == int("search" in case)
+    assert cout[0, 0] - res.in_cycles["s_axis"][sf - 1] == 3 + search_levels
 
 
 # ---------------------------------------------------------------- bnn_threshold
 
 THRESHOLD_CASES = {
-    # name: (C, E, in dtype, out dtype, shared threshold row)
-    "int8-int2-wide": (8, 8, "INT8", "INT2", False),
-    "uint5-bipolar-shared-row-e=1": (4, 1, "UINT5", "BIPOLAR", True),
+    # name: (C, E, in dtype, out dtype, shared threshold row, THRES_SEARCH wanted, pixels)
+    "int8-int2-wide": (8, 8, "INT8", "INT2", False, None, 9),
+    "uint5-bipolar-shared-row-e=1": (4, 1, "UINT5", "BIPOLAR", True, None, 9),
+    # binary search: 63 thresholds (the default), and 15 unsigned with one channel fold
+    "int5-int6-search": (8, 2, "INT5", "INT6", False, None, 40),
+    "uint4-int4-search-shared-cf=1": (4, 4, "UINT4", "INT4", True, True, 24),
 }
 
 
 @pytest.mark.parametrize("case", list(THRESHOLD_CASES))
 def test_threshold_matches_golden_and_runs_at_full_rate(case):
-    c, e, in_dtype, out_dtype, shared = THRESHOLD_CASES[case]
+    c, e, in_dtype, out_dtype, shared, search, n_pix = THRESHOLD_CASES[case]
     rng = np.random.default_rng(1)
-    n_pix = 9
     x = random_inputs(rng, n_pix, c, in_dtype)
     levels = 1 if out_dtype == "BIPOLAR" else int(np.subtract(*dtype_range(out_dtype)[::-1]))
-    t = reachable_thresholds(rng, x, levels, rows_shared=shared, far=1 if levels > 2 else 0)
+    t = reachable_thresholds(rng, x, levels, rows_shared=shared, far=min(1 + levels // 8, 6) if levels > 2 else 0)
     d = _directions(rng, t.shape[0]) if t.shape[0] > 1 else np.array([-1], np.int8)
+    if t.shape[0] == 1 and search:
+        d = np.array([1], np.int8)
     expected = golden_th(x, in_dtype, out_dtype, t, d)
-    mem = _mem_dir(t, d, tag=f"thr-{case}")
-    params = mvtu_mem.threshold_params(mem, "th", c, e, in_dtype, out_dtype, t, d)
+    mem = _mem_dir(t, d, tag=f"thr-{case}-{search}")
+    params = mvtu_mem.threshold_params(mem, "th", c, e, in_dtype, out_dtype, t, d, search=search)
+    assert params["THRES_SEARCH"] == int("search" in case)
+    latency = 1 + (mvtu_mem.search_levels(levels) if params["THRES_SEARCH"] else 1)  # 2, or S + 1
     in_ew, out_ew = elem_width(in_dtype), params["OUT_EW"]
     sim = build("bnn_threshold", [RTL / "bnn_threshold.sv"], params, inputs=[Port("s_axis", e * in_ew)],
                 outputs=[Port("m_axis", e * out_ew)])
@@ -193,7 +210,7 @@ def test_threshold_matches_golden_and_runs_at_full_rate(case):
         if in_stall == 0 and out_stall == 0:
             cin, cout = np.array(res.in_cycles["s_axis"]), np.array(res.out_cycles["m_axis"])
             assert np.array_equal(cin - cin[0], np.arange(n_beats))
-            assert np.array_equal(cout - cin, np.full(n_beats, 2))
+            assert np.array_equal(cout - cin, np.full(n_beats, latency))
 
 
 # ---------------------------------------------------------------- memory files
@@ -253,3 +270,89 @@ def test_yosys_synthesizes_the_integer_branches(tmp_path):
     for k in range(len(cases)):
         stat = (tmp_path / f"stat{k}.txt").read_text()
         assert "CARRY4" in stat and "$" not in stat.split("Number of cells:", 1)[-1], stat
+
+
+# ---------------------------------------------------------------- binary search (THRES_SEARCH = 1)
+
+def _search_model(words, levels: int, t_w: int, pe: int, c: int, a: int, d: int) -> int:
+    """The count bnn_mvtu / bnn_threshold's binary search finds for channel c from the level words:
+    level j reads word nf*2^(j-1) + P (both children) and picks h, the bit found at level j-1."""
+    s = mvtu_mem.search_levels(levels)
+    nf, p = divmod(c, pe)
+
+    def elem(word, i):
+        v = (word >> (i * t_w)) & ((1 << t_w) - 1)
+        return v - (1 << t_w) if v >> (t_w - 1) else v
+
+    bits = 0
+    for j in range(s):
+        t = elem(words[0][nf], p) if j == 0 else elem(words[j][(nf << (j - 1)) + (bits >> 1)], 2 * p + (bits & 1))
+        bits = 2 * bits + int(t <= a if d > 0 else t < a)
+    return bits if d > 0 else levels - bits  # levels - bits == ~bits in S bits
+
+
+@pytest.mark.parametrize("levels", [3, 15, 63])
+def test_search_words_give_the_step_function(levels):
+    """The level memories + the search the RTL does == the IR step function, for every value in
+    and around the threshold range: duplicates, acc == T, thresholds beyond the range, both
+    directions, shared rows expanded."""
+    rng = np.random.default_rng(levels)
+    c, pe = 6, 3
+    t = rng.integers(-12, 12, size=(c, levels))
+    t[0] = 5                                          # all equal
+    t[1, : levels // 2] = -40                         # far below (as if clipped)
+    t[2, levels // 2:] = 40                           # far above
+    t_w = mvtu_mem.threshold_width(t)
+    x = np.arange(-45, 46)
+    for direction in (np.array([1, -1, 1, -1, -1, 1]), np.array([-1, 1, -1, 1, 1, -1])):
+        words = mvtu_mem.search_threshold_words(t, c, pe, t_w)
+        assert len(words) == mvtu_mem.search_levels(levels)
+        assert [len(w) for w in words] == [c // pe] + [(c // pe) << (j - 1) for j in range(1, len(words))]
+        expected = golden_th(np.repeat(x[:, None], c, axis=1), "INT8", f"INT{levels.bit_length()}", t, direction)
+        y_min = dtype_range(f"INT{levels.bit_length()}")[0]
+        got = np.array([[_search_model(words, levels, t_w, pe, ch, int(a), int(direction[ch])) for ch in range(c)]
+                        for a in x]) + y_min
+        assert np.array_equal(got, expected)
+    # a shared row expands to every channel, sorted (unsorted input)
+    row = rng.permutation(np.arange(levels))[None, :]
+    w_shared = mvtu_mem.search_threshold_words(row, 4, 2, 8)
+    assert w_shared[0] == [(levels // 2) * 0x101] * 2   # the median (value == index after sorting)
+    assert mvtu_mem.use_search(15) and mvtu_mem.use_search(63) and not mvtu_mem.use_search(7)
+    assert not mvtu_mem.use_search(14) and not mvtu_mem.use_search(15, False) and mvtu_mem.use_search(7, True)
+    assert not mvtu_mem.use_search(1, True)            # L = 1: the comparator is the search
+    with pytest.raises(ValueError):
+        mvtu_mem.use_search(14, True)
+    with pytest.raises(ValueError):
+        mvtu_mem.search_threshold_words(np.zeros((2, 14), np.int64), 2, 1, 4)
+
+
+def _lut_count(stat: str) -> int:
+    import re
+    return sum(int(n) for n in re.findall(r"^\s+LUT\d\s+(\d+)\s*$", stat.split("Number of cells:", 1)[-1], re.M))
+
+
+def test_yosys_search_uses_far_fewer_luts(tmp_path):
+    """bnn_mvtu with PE = 4 and 63 thresholds per channel (a 32 x 32 BIPOLAR -> INT6 layer, SIMD 8,
+    8 neuron folds), synthesized in both modes (two Yosys processes side by side): the binary search
+    (6 comparators per PE and level ROMs of 8 x 63 thresholds per PE) needs well under half the
+    LUTs of 63 comparators + a popcount per PE."""
+    rng = np.random.default_rng(5)
+    w = rng.choice([-1, 1], size=(32, 32))
+    t, d = rng.integers(-34, 34, size=(32, 63)), rng.choice([-1, 1], size=32)
+    cases = [mvtu_mem.mvtu_params(tmp_path, f"m{s}", w, "BIPOLAR", "INT6", 4, 8, t, d, search=bool(s))
+             for s in (0, 1)]
+    assert [c["THRES_SEARCH"] for c in cases] == [0, 1]
+    procs = [subprocess.Popen(["yosys", "-q", "-p", f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}; "
+                               f"chparam {_chparam(params)} bnn_mvtu; synth_xilinx -family xc7 -top bnn_mvtu; "
+                               f"tee -q -o {tmp_path / f'stat{k}.txt'} stat"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for k, params in enumerate(cases)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+    stats = [(tmp_path / f"stat{k}.txt").read_text() for k in range(2)]
+    for stat in stats:
+        assert "$" not in stat.split("Number of cells:", 1)[-1], stat
+    parallel, search = (_lut_count(st) for st in stats)
+    print(f"bnn_mvtu PE=4 L=63 LUTs: parallel {parallel}, binary search {search}")
+    assert 0 < search < parallel / 2, (parallel, search)

@@ -31,7 +31,8 @@ def _memory_cases() -> dict[str, dict[str, int | str]]:
     """bnn_mvtu and bnn_threshold read their ROM contents from memory files: seeded ones, written by
     hw/mvtu_mem.py into a cache directory named by their content (renamed into place whole, so
     parallel workers never see half a file), so synthesis maps real weights and thresholds.
-    A conv layer 3x3x64 -> 64 with a BIPOLAR output, and a 64-channel INT8 -> INT4 Threshold."""
+    A conv layer 3x3x64 -> 64 with a BIPOLAR output, and a 64-channel INT8 -> INT4 Threshold (15
+    thresholds: the binary-search mode, mvtu_params' default for L = 15)."""
     import hashlib
     import os
     import shutil
@@ -47,6 +48,7 @@ def _memory_cases() -> dict[str, dict[str, int | str]]:
     t1, d1 = rng.integers(-60, 60, size=(64, 1)), rng.choice([-1, 1], size=64)
     t15, d15 = rng.integers(-128, 128, size=(64, 15)), rng.choice([-1, 1], size=64)
     h = hashlib.sha256(b"".join(np.ascontiguousarray(a, np.int64).tobytes() for a in (w, t1, d1, t15, d15)))
+    h.update(Path(mvtu_mem.__file__).read_bytes())  # a new file layout or naming gets a new directory
     root = (cache_dir().parent / "mem").resolve()
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"synth-{h.hexdigest()[:16]}"

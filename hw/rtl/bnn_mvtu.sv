@@ -5,9 +5,14 @@
 //   acc_r = sum_c w[r][c] * x[c]           w = +-1; XNOR-popcount 2*pop(xnor) - n for BIPOLAR x,
 //                                           +x / -x for integer x (signed or unsigned)
 // and outputs either the accumulators (N_THRES = 0) or y_r = Y_MIN + #{k : T_rk <= acc_r}
-// (direction +1) / #{k : T_rk >= acc_r} (direction -1). Each threshold is compared on its
-// own, so the rows need not be sorted. BIPOLAR output (OUT_BIPOLAR, N_THRES = 1, Y_MIN = 0):
-// the count 0/1 is the bit 0/1 = -1/+1.
+// (direction +1) / #{k : T_rk >= acc_r} (direction -1). BIPOLAR output (OUT_BIPOLAR,
+// N_THRES = 1, Y_MIN = 0): the count 0/1 is the bit 0/1 = -1/+1. Two activation circuits:
+//   THRES_SEARCH = 0: one comparator per threshold and a popcount (rows need not be sorted);
+//   THRES_SEARCH = 1: a pipelined binary search over each row sorted ascending (N_THRES + 1 must
+//     be a power of two, N_THRES = 2^S - 1): S levels, level j compares acc with one threshold
+//     picked by the j count bits found so far (MSB first) and yields the next bit; one comparator
+//     per level instead of N_THRES. Direction +1 finds c = #{k : T_k <= acc} (bit set when the
+//     threshold <= acc), direction -1 finds c' = #{k : T_k < acc} and outputs N_THRES - c' = ~c'.
 //
 // Parameters
 //   MW, MH          matrix columns (vector length) / rows (output channels)
@@ -21,6 +26,9 @@
 //   T_W             signed threshold width (hw/mvtu_mem.py: threshold_width)
 //   THRES_FILE      $readmemh file of the threshold memory (unused when N_THRES = 0)
 //   DIR_FILE        $readmemh file of the direction memory (unused when N_THRES = 0)
+//   THRES_SEARCH    0: parallel comparators (THRES_FILE is the threshold memory), 1: binary
+//                   search (THRES_FILE is the prefix of the per-level files THRES_FILE + "<j>.mem",
+//                   j = 0 .. S-1 a decimal digit, so S <= 10); N_THRES = 1 always uses comparators
 //   OUT_EW          bits per output element. N_THRES = 0: the accumulator, sign-extended or
 //                   truncated to OUT_EW bits (OUT_EW = ACC_W passes it unchanged)
 //   OUT_BIPOLAR     1: output bit = count (0/1), Y_MIN is not used
@@ -41,6 +49,12 @@
 //   thresholds  depth NF, width PE*N_THRES*T_W; word nf, element p*N_THRES+k (bits
 //               [(p*N_THRES+k)*T_W +: T_W], two's complement) = threshold k of channel nf*PE+p
 //   directions  depth NF, width PE; word nf, bit p = 1 when channel nf*PE+p has direction -1
+//   search level j (THRES_SEARCH = 1; each row sorted ascending, T_0 <= .. <= T_{N_THRES-1}):
+//               level 0: depth NF, width PE*T_W; word nf, element p = T_{2^(S-1)-1} (the median);
+//               level j >= 1: depth NF*2^(j-1), width PE*2*T_W; word nf*2^(j-1)+P, element p*2+h
+//               = T_{(2Q+1)*2^(S-1-j)-1} with Q = 2P+h, where P (j-1 bits) and h are the count
+//               bits found at levels 0..j-1 of channel nf*PE+p (both children are read one level
+//               early; the bit found at level j-1 selects one of them)
 //
 // Schedule: neuron fold 0 consumes the input beats and stores them in an SF-deep buffer;
 // folds 1..NF-1 re-read the buffer, so the input is not accepted then (s_axis_tready = 0).
@@ -51,7 +65,9 @@
 // terms, registered) -> accumulators (+ threshold/direction memory read) -> thresholds (one
 // adder per threshold, a popcount tree, + Y_MIN) -> m_axis register, beside a one-beat skid
 // register. Latency: a fold whose last step is issued at cycle c is valid on m_axis from cycle
-// c+4. s_axis_tready, m_axis_tvalid and m_axis_tdata come from registers only (no
+// c+4; with THRES_SEARCH = 1 the accumulators pass S-1 more registered search levels (each one
+// comparator per PE plus the next level's ROM read), valid from cycle c+3+S (L = 15: c+7,
+// L = 63: c+9). Throughput is the same in both modes. s_axis_tready, m_axis_tvalid and m_axis_tdata come from registers only (no
 // combinational path from m_axis_tready to s_axis_tready).
 module bnn_mvtu #(
     parameter int MW = 8,
@@ -67,6 +83,7 @@ module bnn_mvtu #(
     parameter int T_W = 8,
     parameter THRES_FILE = "",
     parameter DIR_FILE = "",
+    parameter int THRES_SEARCH = 0,
     parameter int OUT_EW = 1,
     parameter int OUT_BIPOLAR = 1,
     parameter int Y_MIN = 0,
@@ -191,7 +208,7 @@ module bnn_mvtu #(
         end
     end
 
-    genvar p;
+    genvar p, j;
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_pe
             // heap-ordered adder tree: node n = node 2n + node 2n+1, leaves at S2 .. 2*S2-1
@@ -230,7 +247,8 @@ module bnn_mvtu #(
     // ------------------------------------------------------------------ stage 3: accumulators
     logic             acc_done;     // acc holds the finished sums of one neuron fold
     logic [PE*ACC_W-1:0] acc;
-    logic [PE*OUT_EW-1:0] y;        // the output beat computed from acc (combinational)
+    logic [PE*OUT_EW-1:0] y;        // the output beat (combinational)
+    logic             y_valid;      // y holds a finished fold
 
     always_ff @(posedge clk) begin
         if (rst) acc_done <= 1'b0;
@@ -253,10 +271,11 @@ module bnn_mvtu #(
             logic [NFW-1:0] nf2_unused;
             /* verilator lint_on UNUSEDSIGNAL */
             assign nf2_unused = nf2;
+            assign y_valid = acc_done;
             for (p = 0; p < PE; p = p + 1) begin : g_out
                 assign y[p*OUT_EW +: OUT_EW] = OUT_EW'($signed(acc[p*ACC_W +: ACC_W]));
             end
-        end else begin : g_act
+        end else if (THRES_SEARCH == 0 || N_THRES == 1) begin : g_act
             localparam int TWW = PE * N_THRES * T_W;
             localparam int CW = (ACC_W > T_W ? ACC_W : T_W) + 1;
             localparam int CNTW = $clog2(N_THRES + 1);
@@ -273,6 +292,7 @@ module bnn_mvtu #(
                     dq <= dmem[nf2];
                 end
             end
+            assign y_valid = acc_done;
             for (p = 0; p < PE; p = p + 1) begin : g_out
                 logic [CNTW-1:0]      cnt;
                 logic [CW-1:0]        a, t;
@@ -304,13 +324,124 @@ module bnn_mvtu #(
                     assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(Y_MIN) + OUT_EW'(cnt);
                 end
             end
+        end else begin : g_search
+            // binary search: level 0 is the cycle acc holds the finished sums (acc_done), levels
+            // 1 .. S-1 are registers. Level j compares a with its threshold t (level 0: the median;
+            // level j >= 1: one of the two children read during level j-1, chosen by the bit found
+            // there) and appends the result to the bits found (per PE, an S-bit field, low j bits).
+            localparam int S = $clog2(N_THRES + 1);
+            localparam int CW = (ACC_W > T_W ? ACC_W : T_W) + 1;
+            localparam int AW = PE * ACC_W;
+            // per level j (0 .. S-1): l* = level 0's sources, then the registers r* (index j-1)
+            logic [S-1:0]          lv;          // level valid
+            logic [S*AW-1:0]       la;          // accumulators
+            logic [S*PE-1:0]       ld;          // directions (1 = -1)
+            /* verilator lint_off UNUSEDSIGNAL */
+            logic [S*NFW-1:0]      lnf;         // neuron fold (selects the ROM words; unused at level S-1)
+            logic [S*PE*S-1:0]     lp;          // bits found so far (the top bit of each field unused)
+            logic [S*PE*2*T_W-1:0] lt;          // candidate thresholds (level 0: one, low half)
+            /* verilator lint_on UNUSEDSIGNAL */
+            logic [S-2:0]              rv;
+            logic [(S-1)*AW-1:0]       ra;
+            logic [(S-1)*PE-1:0]       rd;
+            logic [(S-1)*NFW-1:0]      rnf;
+            logic [(S-1)*PE*S-1:0]     rp;
+            logic [(S-1)*PE*2*T_W-1:0] rt;
+            logic [S*PE-1:0]       lh;          // comparison results (combinational)
+            logic [NFW-1:0]        nf3;
+            logic [PE*T_W-1:0]     t0mem [0:NF-1];
+            logic [PE-1:0]         dmem [0:NF-1];
+            logic [PE*T_W-1:0]     q0;
+            logic [PE-1:0]         dq;
+            initial if (THRES_FILE != "") $readmemh({THRES_FILE, "0.mem"}, t0mem);
+            initial if (DIR_FILE != "") $readmemh(DIR_FILE, dmem);
+            always_ff @(posedge clk) begin
+                if (adv && v2 && last2) begin
+                    q0 <= t0mem[nf2];
+                    dq <= dmem[nf2];
+                    nf3 <= nf2;
+                end
+            end
+            assign lv = {rv, acc_done};
+            assign lnf = {rnf, nf3};
+            assign la = {ra, acc};
+            assign ld = {rd, dq};
+            assign lp = {rp, {(PE*S){1'b0}}};
+            for (p = 0; p < PE; p = p + 1) begin : g_t0
+                assign lt[p*2*T_W +: 2*T_W] = {{T_W{1'b0}}, q0[p*T_W +: T_W]};
+            end
+            assign lt[PE*2*T_W +: (S-1)*PE*2*T_W] = rt;
+
+            for (j = 0; j < S; j = j + 1) begin : g_lv
+                if (j > 0) begin : g_reg
+                    always_ff @(posedge clk) begin
+                        if (rst) rv[j-1] <= 1'b0;
+                        else if (adv) rv[j-1] <= lv[j-1];
+                        if (adv) begin
+                            rnf[(j-1)*NFW +: NFW] <= lnf[(j-1)*NFW +: NFW];
+                            ra[(j-1)*AW +: AW] <= la[(j-1)*AW +: AW];
+                            rd[(j-1)*PE +: PE] <= ld[(j-1)*PE +: PE];
+                        end
+                    end
+                    // ROM of level j, one copy per PE (each PE follows its own path), read during
+                    // level j-1 at word {nf, P}; only the PE's own slice is used (synthesis drops the rest)
+                    for (p = 0; p < PE; p = p + 1) begin : g_rom
+                        localparam int D = NF << (j - 1);
+                        logic [PE*2*T_W-1:0] tmem [0:D-1];
+                        localparam int AWJ = j == 1 ? NFW : (NF > 1 ? NFW : 0) + j - 1;
+                        logic [AWJ-1:0]    addr;      // {nf, P}
+                        initial if (THRES_FILE != "") $readmemh({THRES_FILE, 8'(48 + j), ".mem"}, tmem);
+                        if (j == 1) begin : g_a1
+                            assign addr = lnf[0 +: NFW];
+                        end else if (NF > 1) begin : g_an
+                            assign addr = {lnf[(j-1)*NFW +: NFW], lp[((j-1)*PE + p)*S +: j-1]};
+                        end else begin : g_ap       // a single fold: P alone
+                            assign addr = lp[((j-1)*PE + p)*S +: j-1];
+                        end
+                        always_ff @(posedge clk) begin
+                            if (adv) begin
+                                rt[((j-1)*PE + p)*2*T_W +: 2*T_W] <= tmem[addr][p*2*T_W +: 2*T_W];
+                                rp[((j-1)*PE + p)*S +: S] <= {lp[((j-1)*PE + p)*S +: S-1], lh[(j-1)*PE + p]};
+                            end
+                        end
+                    end
+                end
+                for (p = 0; p < PE; p = p + 1) begin : g_cmp
+                    logic [CW-1:0] a, t;
+                    logic [CW:0]   d;           // {a - t - dir, carry-in bit}
+                    logic [T_W-1:0] tj;         // this level's threshold
+                    if (j == 0) begin : g_t0
+                        assign tj = lt[p*2*T_W +: T_W];
+                    end else begin : g_tn       // the child chosen by the bit found at level j-1
+                        assign tj = lp[(j*PE + p)*S] ? lt[(j*PE + p)*2*T_W + T_W +: T_W]
+                                                     : lt[(j*PE + p)*2*T_W +: T_W];
+                    end
+                    assign a = CW'($signed(la[j*AW + p*ACC_W +: ACC_W]));
+                    assign t = CW'($signed(tj));
+                    // a + ~t + !dir: a - t (dir +1) or a - t - 1 (dir -1); bit = result >= 0,
+                    // i.e. t <= a (counting T <= a) or t < a (counting T < a)
+                    assign d = {a, 1'b1} + {~t, ~ld[j*PE + p]};
+                    assign lh[j*PE + p] = !d[CW];
+                end
+            end
+            assign y_valid = lv[S-1];
+            for (p = 0; p < PE; p = p + 1) begin : g_out
+                logic [S-1:0] c, cnt;
+                assign c = {lp[((S-1)*PE + p)*S +: S-1], lh[(S-1)*PE + p]};
+                assign cnt = ld[(S-1)*PE + p] ? ~c : c;     // direction -1: N_THRES - #{T < a}
+                if (OUT_BIPOLAR != 0) begin : g_bip
+                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(cnt[0]);
+                end else begin : g_int
+                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(Y_MIN) + OUT_EW'(cnt);
+                end
+            end
         end
     endgenerate
 
     // ------------------------------------------------------------------ output register + skid
     logic [PE*OUT_EW-1:0] skid_data;
     logic                 take;     // a finished fold leaves the pipeline this cycle
-    assign take = adv && acc_done;
+    assign take = adv && y_valid;
 
     always_ff @(posedge clk) begin
         if (rst) begin
