@@ -153,7 +153,7 @@ def estimate_resources(graph: Graph, folding: Folding) -> dict[str, dict[str, fl
             bram += res_bram[0]
             if layer.attrs.get("thresholds") is not None:
                 n_t = graph.arrays[layer.attrs["thresholds"]].shape[1]
-                lut += pe * n_t * acc_w * 0.6
+                lut += pe * _comparators(n_t) * acc_w * 0.6
                 lut += _memory_luts_or_bram(mh * n_t * acc_w, pe * n_t * acc_w, res_bram := [0.0])
                 bram += res_bram[0]
         elif layer.op == "SlidingWindow":
@@ -168,7 +168,7 @@ def estimate_resources(graph: Graph, folding: Folding) -> dict[str, dict[str, fl
             n_t = graph.arrays[layer.attrs["thresholds"]].shape[1]
             in_w = elem_width(graph.tensors[layer.inputs[0]].dtype)
             c = graph.tensors[layer.inputs[0]].shape[-1]
-            lut += folding.pe(layer.name) * n_t * in_w * 0.6 + 20
+            lut += folding.pe(layer.name) * _comparators(n_t) * in_w * 0.6 + 20
             lut += _memory_luts_or_bram(c * n_t * in_w, folding.pe(layer.name) * n_t * in_w, res_bram := [0.0])
             bram += res_bram[0]
         else:
@@ -182,6 +182,12 @@ def estimate_resources(graph: Graph, folding: Folding) -> dict[str, dict[str, fl
                 bram += res_bram[0]
         res[layer.name] = {"lut": round(lut), "ff": round(ff), "bram36": round(bram, 1)}
     return res
+
+
+def _comparators(levels: int) -> int:
+    """Comparators per output element: a binary search (log2(L+1) stages) from 15 levels on
+    (bnn_mvtu's THRES_SEARCH, chosen by hw.mvtu_mem.use_search), else one per threshold."""
+    return levels.bit_length() if levels >= 15 and (levels + 1) & levels == 0 else levels
 
 
 _BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
