@@ -27,7 +27,7 @@ CKPT       ?= $(OUT)/checkpoint.pt
 SPLIT      ?= val
 EPOCHS     ?=
 TEACHER    ?=
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n auto --durations=10
 SEED       ?= 0
 IMAGES     ?= 64
 PEER       ?=
