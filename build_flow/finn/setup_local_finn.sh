@@ -61,6 +61,10 @@ get_tree Xilinx/hls-lib-stream $HLS_STREAM_COMMIT "$DEST/hls-stream"
 echo "[2/5] HLS simulation headers -> $DEST/hls/include"
 cp "$DEST"/hls-stream/*.h "$DEST/hls/include/"
 echo '#include <cmath>' > "$DEST/hls/include/hls_math.h"
+# finn-hlslib's LabelSelect reads Out_T::sign_flag, which Vitis HLS' ap_int_base has and the open one lacks
+grep -q "sign_flag" "$DEST/hls/include/ap_int_base.h" || \
+  sed -i 's/^  static const int width = _AP_W;$/  static const int width = _AP_W;\n  static const bool sign_flag = _AP_S;/' \
+    "$DEST/hls/include/ap_int_base.h"
 # finn-hlslib's streamtools.h names qdma_axis (part of Vitis HLS' ap_axi_sdata.h, not of the open headers)
 cat >> "$DEST/hls/include/ap_axi_sdata.h" <<'EOF'
 
