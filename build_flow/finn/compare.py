@@ -83,6 +83,8 @@ def compare_step(finn_dir: str | Path, step: str, graph, golden_all: dict[str, n
             if p["xnor"] and not p["thresholded"]:
                 got = 2 * got - p["mw"]
             want = golden_all[layer.outputs[0]][b]
+            if graph.tensors[layer.outputs[0]].dtype == "BIPOLAR":
+                got = 2 * got.astype(np.int64) - 1  # FINN streams bipolar activations as bits 0/1
             got = got.reshape(want.shape)
             same = np.array_equal(got.astype(np.int64), want.astype(np.int64))
             rec["values"] += want.size
