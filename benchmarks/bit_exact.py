@@ -6,6 +6,7 @@ Cases (each: export, lower, then PyTorch = QONNX = IR numpy = IR onnxruntime on 
 images, verify.compare's checks, internal integers included):
 
   trained-small   the committed reference student (models/student-small.pt, 4-bit shortcut)
+  trained-flagship   the GPU-trained flagship student (models/student-flagship.pt, 6-bit shortcut)
   brief-4, brief-8   small students trained for two short epochs here (4- and 8-bit shortcuts)
   random-4, random-8 the same students with random weights and randomized BatchNorm (negative γ)
   cnv_1w1a        brevitas_examples' CNV_1W1A, random weights and BatchNorm, real images
@@ -29,12 +30,14 @@ from build_flow.models import Selected, briefly_trained_student, randomize_batch
 from model.student import BiRealStudent
 from verify.compare import format_table, load_images, run_stages
 
-CASES = ("trained-small", "brief-4", "brief-8", "random-4", "random-8", "cnv_1w1a", "tfc_1w1a")
+CASES = ("trained-small", "trained-flagship", "brief-4", "brief-8", "random-4", "random-8", "cnv_1w1a", "tfc_1w1a")
 
 
 def select(case: str, data: str, work: Path) -> Selected:
     if case == "trained-small":
         return select_model(ckpt="models/student-small.pt")
+    if case == "trained-flagship":
+        return select_model(ckpt="models/student-flagship.pt")
     if case.startswith("brief-"):
         return briefly_trained_student(int(case[6:]), data, work / case)
     if case.startswith("random-"):

@@ -92,6 +92,43 @@ def load_teacher(path: str, device: torch.device) -> nn.Module:
     return teacher.to(device).eval()  # frozen, BatchNorm in inference mode
 
 
+def make_train_step(net: nn.Module, teacher: nn.Module | None, opt: torch.optim.Optimizer, sched, cfg: Config,
+                    device: torch.device):
+    """The one optimizer step of every run (also timed by model.epoch_budget):
+    `step(x_uint8_augmented, labels) -> (loss, logits)`."""
+    t, cuda = cfg.train, device.type == "cuda"
+    fwd = torch.compile(net) if (t.compile and cuda) else net
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (cuda and t.bf16) else nullcontext
+    match_features = teacher is not None and cfg.distill.feature_weight > 0
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xb = xb.float()
+        if cuda and t.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast():
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits, t_feats = teacher(xb, with_features=True)
+            if match_features:
+                logits, feats = fwd(xb, with_features=True)
+            else:
+                logits = fwd(xb)
+            if teacher is None:
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=t.label_smoothing)
+            else:
+                loss = kd_loss(logits.float(), t_logits, yb, cfg.distill.lam, cfg.distill.temperature,
+                               t.label_smoothing)
+                if match_features:
+                    loss = loss + cfg.distill.feature_weight * attention_loss(feats, t_feats)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return loss.detach(), logits
+
+    return step
+
+
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: int) -> None:
     """Replace every BatchNorm's running statistics by their plain average over `images`
@@ -192,9 +229,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after: in
     is_student = cfg.model.arch == "bireal"
     # In phase 1 the activation quantizers' scales take no part in the loss.
     net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=is_student) if world > 1 else model
-    step_fn = torch.compile(net) if (t.compile and cuda) else net
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (cuda and t.bf16) else nullcontext()
-    match_features = teacher is not None and cfg.distill.feature_weight > 0
+    step = make_train_step(net, teacher, opt, sched, cfg, device)
     last = {}
     end_epoch = t.epochs if stop_after is None else min(t.epochs, start_epoch + stop_after)
     for epoch in range(start_epoch, end_epoch):
@@ -206,30 +241,10 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after: in
         bar = tqdm(batches, desc=f"{cfg.name} epoch {epoch + 1}/{t.epochs}" + (f" phase {phase}" if phase else ""),
                    disable=not (progress and main), leave=False, unit="batch")
         for xb, yb in bar:
-            xb, yb = xb[rank::world].float(), yb[rank::world]
-            if cuda and t.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_logits, t_feats = teacher(xb, with_features=True)
-                if match_features:
-                    logits, feats = step_fn(xb, with_features=True)
-                else:
-                    logits = step_fn(xb)
-                if teacher is None:
-                    loss = F.cross_entropy(logits.float(), yb, label_smoothing=t.label_smoothing)
-                else:
-                    loss = kd_loss(logits.float(), t_logits, yb, cfg.distill.lam, cfg.distill.temperature,
-                                   t.label_smoothing)
-                    if match_features:
-                        loss = loss + cfg.distill.feature_weight * attention_loss(feats, t_feats)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            xb, yb = xb[rank::world], yb[rank::world]
+            loss, logits = step(xb, yb)
             seen += len(yb)
-            loss_sum += loss.detach() * len(yb)
+            loss_sum += loss * len(yb)
             correct += (logits.argmax(1) == yb).sum()
             if progress and main and bar.n % 10 == 0:
                 el = time.perf_counter() - t0
@@ -291,16 +306,17 @@ def main(argv: list[str] | None = None) -> int:
     overrides = parse_overrides(args.set)
     if args.data:
         overrides["data.path"] = args.data
-    if args.epochs is not None:
-        overrides["train.epochs"] = args.epochs
     if args.teacher:
         overrides["distill.teacher"] = args.teacher
+    if args.epochs is not None:
+        overrides["train.epochs"] = args.epochs
+        if "binarize.weights_only_epochs" not in overrides:
+            # keep the phase-1 share of the schedule when only the length changes (set before
+            # validation: the config's own phase-1 length may exceed the new total)
+            base = load_config(args.config, {k: v for k, v in overrides.items() if k != "train.epochs"})
+            share = base.binarize.weights_only_epochs / base.train.epochs
+            overrides["binarize.weights_only_epochs"] = min(args.epochs, round(share * args.epochs))
     cfg = load_config(args.config, overrides)
-    if args.epochs is not None and "binarize.weights_only_epochs" not in overrides:
-        # keep the phase-1 share of the schedule when only the length changes
-        base = load_config(args.config).train
-        share = cfg.binarize.weights_only_epochs / base.epochs
-        cfg.binarize.weights_only_epochs = min(args.epochs, round(share * args.epochs))
     train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     return 0
 

@@ -9,6 +9,10 @@
 #   TEACHER_CONFIG   default configs/teacher-resnet18.yaml
 #   STUDENT_CONFIG   default configs/student-flagship.yaml
 #   TEACHER_EPOCHS / STUDENT_EPOCHS   override the configs' epochs
+#   BUDGET_S         seconds for both trainings: model.epoch_budget times the real steps on this device
+#                    first and picks the epochs that fit (never more than the configs'); ignored when
+#                    TEACHER_EPOCHS and STUDENT_EPOCHS are both set
+#   EXPORT           0 skips the QONNX export (a machine without qonnx; export later with build_flow.export)
 #   EXTRA            extra trainer arguments for both runs, e.g. "--set data.limit_per_class=20" (CPU smoke test)
 #   STUDENT_EXTRA    extra trainer arguments for the student only, e.g. "--set binarize.weights_only_epochs=1"
 #   NPROC            >1 runs each training under torchrun with that many processes (GPUs)
@@ -43,6 +47,16 @@ stage() { echo "== $1 ($(date -u +%H:%M:%S))" | tee -a "$LOG"; }
 t0=$SECONDS
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')" | tee -a "$LOG"
 
+if [ -n "${BUDGET_S:-}" ] && { [ -z "${TEACHER_EPOCHS:-}" ] || [ -z "${STUDENT_EPOCHS:-}" ]; }; then
+    stage "epoch budget: $BUDGET_S s"
+    plan=$("$PY" -m model.epoch_budget --teacher-config "$TEACHER_CONFIG" --student-config "$STUDENT_CONFIG" \
+        --budget-s "$BUDGET_S" 2> >(grep -v fast_hadamard | tee -a "$LOG" >&2))
+    eval "$plan"
+    read -r -a SET_ARGS <<< "${TRAIN_SET:-}"
+    EXTRA_ARGS+=("${SET_ARGS[@]}")
+    echo "$plan" | tee -a "$LOG"
+fi
+
 stage "teacher: $TEACHER_CONFIG"
 run_train "$TEACHER_CONFIG" "$OUT/teacher" "${TEACHER_EPOCHS:-}" 2>&1 | grep -v fast_hadamard | tee -a "$LOG"
 t_teacher=$((SECONDS - t0))
@@ -54,7 +68,9 @@ t_student=$((SECONDS - t0 - t_teacher))
 name=$(basename "$STUDENT_CONFIG" .yaml)
 stage "export: $OUT/models/$name.onnx"
 "$PY" -m model.release --ckpt "$OUT/student/checkpoint.pt" --out "$OUT/models/$name.pt" | tee -a "$LOG"
-"$PY" -m build_flow.export --ckpt "$OUT/models/$name.pt" --out "$OUT/models/$name.onnx" 2>&1 | grep -v fast_hadamard | tee -a "$LOG"
+if [ "${EXPORT:-1}" != 0 ]; then
+    "$PY" -m build_flow.export --ckpt "$OUT/models/$name.pt" --out "$OUT/models/$name.onnx" 2>&1 | grep -v fast_hadamard | tee -a "$LOG"
+fi
 cp "$OUT/student/metrics.jsonl" "$OUT/models/$name.metrics.jsonl"
 cp "$OUT/student/curves.png" "$OUT/models/$name.curves.png"
 cp "$OUT/teacher/metrics.jsonl" "$OUT/models/$(basename "$TEACHER_CONFIG" .yaml).metrics.jsonl"

@@ -109,6 +109,20 @@ def test_training_cli_and_eval_cli(release, tmp_path):
     assert r.returncode == 0 and "of 20 images" in r.stdout, r.stderr
 
 
+
+def test_shorter_epochs_than_the_configs_phase_one_scale_it_down(release, tmp_path):
+    """--epochs below the config's binarize.weights_only_epochs used to fail validation before scaling."""
+    import yaml
+    cfgfile = tmp_path / "c.yaml"
+    d = json.loads(json.dumps(TINY_STUDENT))
+    d["train"]["epochs"], d["binarize"]["weights_only_epochs"] = 6, 3
+    cfgfile.write_text(yaml.safe_dump(d))
+    r = run_cli("-m", "model.train", "--config", str(cfgfile), "--data", str(release), "--out", str(tmp_path / "run"),
+                "--epochs", "2", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in rows] == [1, 2]  # 3 of 6 -> 1 of 2
+
 @pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(release, tmp_path):
     """DDP through torchrun (gloo on CPU): the same code path a multi-GPU run takes."""
