@@ -232,23 +232,10 @@ def accuracy(model, cfg, data: str, val_images: int | None) -> dict:
 # ----------------------------------------------------------------------------- stage 5
 
 def verify_stages(sel, qonnx_model, graph, images, chunk: int = 16):
-    """verify.compare.run_stages over `images` chunk by chunk, with a progress bar."""
-    from tqdm import tqdm
-
+    """verify.compare.run_stages over `images` in small chunks, with a progress bar."""
     from verify.compare import run_stages
 
-    total = None
-    for i in tqdm(range(0, len(images), chunk), desc="verify", unit="chunk", disable=None):
-        part = run_stages(sel.model, qonnx_model, graph, images[i:i + chunk], chunk=chunk)
-        if total is None:
-            total = part
-            continue
-        for t, p in zip(total, part):
-            t.images, t.mismatches = t.images + p.images, t.mismatches + p.mismatches
-            t.max_diff, t.seconds = max(t.max_diff, p.max_diff), t.seconds + p.seconds
-            if p.note != t.note and "differ" in p.note:
-                t.note = p.note
-    return total
+    return run_stages(sel.model, qonnx_model, graph, images, chunk=chunk, progress=True)
 
 
 # ---------------------------------------------------------------------- provenance

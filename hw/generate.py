@@ -185,17 +185,21 @@ def _write_rtl(graph: Graph, folding: Folding, rtl: Path) -> dict:
         top.instances.append(f"    {module} #({_param_text(params)}) {name} (\n        .clk(clk), .rst(rst),\n"
                              f"        {ports});")
 
-    def adapt(wire: str, s: Stream, want: int, fifo_depth: int, hint: str) -> str:
+    def fifo(wire: str, s: Stream, elems: int, depth: int, hint: str) -> str:
+        width = elems * s.ew
+        top.count += 1
+        out = declare(f"{hint}_fifo{top.count}", width)
+        instance("bnn_fifo", f"u_{out}", {"W": width, "DEPTH": depth},
+                 f"{connect('s_axis', wire)},\n        {connect('m_axis', out)}")
+        top.fifos.append({"name": out, "stream": s.name, "depth": depth, "width": width, "bits": depth * width})
+        return out
+
+    def adapt(wire: str, s: Stream, want: int, fifo_depth: int, hint: str, after_depth: int = 0) -> str:
         """`wire` carrying `s` (s.elems per beat) as a bus of `want` elements; a FIFO of `fifo_depth`
-        beats (of the producer's width, in which the depth is computed) comes first."""
+        beats (of the producer's width, in which the depth is computed) comes first, one of
+        `after_depth` beats of the consumer's width last."""
         if fifo_depth:
-            top.count += 1
-            out = declare(f"{hint}_fifo{top.count}", s.width)
-            instance("bnn_fifo", f"u_{out}", {"W": s.width, "DEPTH": fifo_depth},
-                     f"{connect('s_axis', wire)},\n        {connect('m_axis', out)}")
-            top.fifos.append({"name": out, "stream": s.name, "depth": fifo_depth, "width": s.width,
-                              "bits": fifo_depth * s.width})
-            wire = out
+            wire = fifo(wire, s, s.elems, fifo_depth, hint)
         steps = []
         g = math.gcd(s.elems, want)
         for a, b in ((s.elems, g), (g, want)):
@@ -208,6 +212,8 @@ def _write_rtl(graph: Graph, folding: Folding, rtl: Path) -> dict:
                      f"{connect('s_axis', wire)},\n        {connect('m_axis', out)}")
             top.dwcs.append({"name": out, "stream": s.name, "in_e": a, "out_e": b})
             wire = out
+        if after_depth:
+            wire = fifo(wire, s, want, after_depth, hint)
         return wire
 
     # the sinks of every tensor: layer inputs and top-level output ports
@@ -229,11 +235,14 @@ def _write_rtl(graph: Graph, folding: Folding, rtl: Path) -> dict:
     # and re-reads its buffer in the others: a FIFO of one vector in front lets the producer
     # deliver the next vector meanwhile, so that fold 0 of a layer is not paced by a slow
     # producer (without it a chain of fully connected layers runs at half rate: measured on CNV).
+    # It sits after the width converter, at SIMD width: in front of one, fold 0 would wait for
+    # the converter to pack each beat (measured: +11 % cycles with a window at SIMD/9 per beat).
+    vector_fifo: dict[tuple[str, int], int] = {}
     for layer in graph.layers:
         if layer.op == "MatrixVector":
             mh, mw = graph.arrays[layer.attrs["weights"]].shape
             if mh // layer.pe > 1:
-                fifo_depth.setdefault((layer.name, 0), max(4, -(-mw // elems[layer.inputs[0]]) + 2))
+                vector_fifo[(layer.name, 0)] = max(4, mw // layer.simd + 2)
 
     # where each tensor's bus comes from (after an output fork, one wire per sink)
     source_wire: dict[tuple, str] = {}
@@ -259,7 +268,8 @@ def _write_rtl(graph: Graph, folding: Folding, rtl: Path) -> dict:
     def take(layer: Layer, i: int, want: int) -> str:
         tensor = layer.inputs[i]
         wire = source_wire[(layer.name, i)]
-        return adapt(wire, streams[tensor], want, fifo_depth.get((layer.name, i), 0), f"{_ident(layer.name)}_in{i}")
+        return adapt(wire, streams[tensor], want, fifo_depth.get((layer.name, i), 0), f"{_ident(layer.name)}_in{i}",
+                     vector_fifo.get((layer.name, i), 0))
 
     streams[graph.input] = _stream_of(graph, graph.input, elems[graph.input])
     in_stream = streams[graph.input]

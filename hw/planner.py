@@ -1,9 +1,12 @@
 """Folding: how many elements each layer of the IR handles per cycle, and what that costs.
 
 * A MatrixVector layer is folded by PE (output channels in parallel, divides MH) and SIMD
-  (inputs in parallel, divides MW and, behind a sliding window, its channel count).
+  (inputs in parallel, divides MW). Behind a sliding window SIMD may exceed the channel count C:
+  the window streams gcd(SIMD, C) elements per beat (whole kernel positions when C divides SIMD)
+  and a width converter packs them, so a 3-channel first layer can take all 27 inputs of a
+  3x3 window per cycle instead of needing many PEs (each PE carries a threshold unit).
 * Every other layer streams E elements per beat: ``pe`` in the folding file (divides the
-  channel count). A SlidingWindow takes its consumer's SIMD; a Fork its input's width.
+  channel count). A Fork takes its input's width.
 
 The folding file (YAML, hand-editable)::
 
@@ -34,6 +37,11 @@ from .stream import elem_width
 
 # ops whose folding the file names; SlidingWindow and Fork follow their neighbours
 ELEMENTWISE_HEADROOM = 4
+# The planner's cap on input bits one PE sums per cycle: bnn_mvtu adds SIMD terms in one
+# registered adder tree, and ~256 one-bit terms (8 levels) is where that tree stays well inside
+# a 100 MHz cycle on 7-series parts (FINN's own foldings stay at or below SIMD 64). A folding file
+# may go beyond it by hand; timing is then the user's to check (Yosys does not time paths).
+MAX_SIMD_BITS = 256
 FOLDED_OPS = ("MatrixVector", "Threshold", "MaxPool", "SumPool", "GlobalSumPool", "AddSat", "Concat", "LabelSelect")
 
 
@@ -62,13 +70,23 @@ def _sliding_window_of(graph: Graph, layer: Layer) -> Layer | None:
 
 
 def _mv_shape(graph: Graph, layer: Layer) -> tuple[int, int, int, int]:
-    """(MH, MW, vectors per frame, SIMD domain): SIMD must divide the domain."""
+    """(MH, MW, vectors per frame, input channels C): SIMD divides MW; behind a sliding window
+    the window streams gcd(SIMD, C) elements per beat (C = MW without one)."""
     mh, mw = graph.arrays[layer.attrs["weights"]].shape
     out = graph.tensors[layer.outputs[0]].shape
     vectors = int(np.prod(out[:-1])) if len(out) > 1 else 1
     win = _sliding_window_of(graph, layer)
-    domain = graph.tensors[win.inputs[0]].shape[-1] if win is not None else mw
-    return mh, mw, vectors, math.gcd(domain, mw)
+    channels = graph.tensors[win.inputs[0]].shape[-1] if win is not None else mw
+    return mh, mw, vectors, channels
+
+
+def window_elems(simd: int, channels: int) -> int:
+    """Elements per beat a sliding window streams to a MatrixVector of this SIMD."""
+    return math.gcd(simd, channels)
+
+
+def _window_cycles(graph: Graph, window: Layer, e: int) -> int:
+    return max(_elements(graph, window.outputs[0]), _elements(graph, window.inputs[0])) // e
 
 
 def _channels(graph: Graph, layer: Layer) -> int:
@@ -96,7 +114,8 @@ def stream_elems(graph: Graph, folding: Folding) -> dict[str, int]:
         if layer.op == "MatrixVector":
             e = folding.pe(layer.name)
         elif layer.op == "SlidingWindow":
-            e = folding.simd(graph.consumers(layer.outputs[0])[0].name)
+            consumer = graph.consumers(layer.outputs[0])[0]
+            e = window_elems(folding.simd(consumer.name), graph.tensors[layer.inputs[0]].shape[-1])
         elif layer.op == "Fork":
             e = elems[layer.inputs[0]]
         else:
@@ -116,8 +135,7 @@ def predict_cycles(graph: Graph, folding: Folding) -> dict[str, int]:
             mh, mw, vectors, _ = _mv_shape(graph, layer)
             c = vectors * (mw // folding.simd(layer.name)) * (mh // folding.pe(layer.name))
         elif layer.op == "SlidingWindow":
-            e = elems[out]
-            c = max(_elements(graph, out), _elements(graph, layer.inputs[0])) // e
+            c = _window_cycles(graph, layer, elems[out])
         elif layer.op == "Fork":
             c = _elements(graph, layer.inputs[0]) // elems[layer.inputs[0]]
         else:  # one beat of E elements per cycle
@@ -131,31 +149,15 @@ def predict_cycles(graph: Graph, folding: Folding) -> dict[str, int]:
 def estimate_resources(graph: Graph, folding: Folding) -> dict[str, dict[str, float]]:
     """LUT / FF / BRAM36 per layer from simple per-bit costs: ~2 LUTs per XNOR-popcount
     bit-product (calibrated on Yosys for CNV_1W1A), twice the input width per integer
-    product, a comparator per threshold bit, deep memories in BRAM36 (_memory_luts_or_bram).
+    product, threshold units as built (_threshold_unit: parallel comparators, or the binary
+    search's comparators and level ROMs), deep memories in BRAM36 (_memory_luts_or_bram).
     A guide for planning; Yosys gives the real count."""
     elems = stream_elems(graph, folding)
     res = {}
     for layer in graph.layers:
         lut = ff = bram = 0.0
         if layer.op == "MatrixVector":
-            mh, mw, _, _ = _mv_shape(graph, layer)
-            pe, simd = folding.pe(layer.name), folding.simd(layer.name)
-            in_dt = graph.tensors[layer.inputs[0]].dtype
-            lo, hi = dtype_range(in_dt)
-            acc_w = (mw * max(abs(lo), abs(hi))).bit_length() + 1
-            per_product = 2.0 if in_dt == "BIPOLAR" else 2.0 * elem_width(in_dt)  # Yosys: ~2 LUT per XNOR-popcount bit
-            lut += pe * (simd * per_product + acc_w)
-            ff += pe * acc_w * 2 + simd * elem_width(in_dt) * 2
-            lut += _memory_luts_or_bram(mh * mw, pe * simd, res_bram := [0.0])
-            bram += res_bram[0]
-            vec_bits = mw * elem_width(in_dt)
-            lut += _memory_luts_or_bram(vec_bits, simd * elem_width(in_dt), res_bram := [0.0])
-            bram += res_bram[0]
-            if layer.attrs.get("thresholds") is not None:
-                n_t = graph.arrays[layer.attrs["thresholds"]].shape[1]
-                lut += pe * _comparators(n_t) * acc_w * 0.6
-                lut += _memory_luts_or_bram(mh * n_t * acc_w, pe * n_t * acc_w, res_bram := [0.0])
-                bram += res_bram[0]
+            lut, ff, bram = _mv_resources(graph, layer, folding.pe(layer.name), folding.simd(layer.name))
         elif layer.op == "SlidingWindow":
             h, w, c = graph.tensors[layer.inputs[0]].shape
             k, s = layer.attrs["kernel"], layer.attrs["stride"]
@@ -167,10 +169,9 @@ def estimate_resources(graph: Graph, folding: Folding) -> dict[str, dict[str, fl
         elif layer.op == "Threshold":
             n_t = graph.arrays[layer.attrs["thresholds"]].shape[1]
             in_w = elem_width(graph.tensors[layer.inputs[0]].dtype)
-            c = graph.tensors[layer.inputs[0]].shape[-1]
-            lut += folding.pe(layer.name) * _comparators(n_t) * in_w * 0.6 + 20
-            lut += _memory_luts_or_bram(c * n_t * in_w, folding.pe(layer.name) * n_t * in_w, res_bram := [0.0])
-            bram += res_bram[0]
+            c, pe = graph.tensors[layer.inputs[0]].shape[-1], folding.pe(layer.name)
+            t_lut, t_bram = _threshold_unit(n_t, in_w, pe, c // pe)  # bnn_threshold: the same circuit
+            lut, bram = lut + t_lut + 20, bram + t_bram
         else:
             e = elems[layer.outputs[0]]
             ew = max(elem_width(graph.tensors[n].dtype) for n in (*layer.inputs, *layer.outputs))
@@ -184,10 +185,43 @@ def estimate_resources(graph: Graph, folding: Folding) -> dict[str, dict[str, fl
     return res
 
 
-def _comparators(levels: int) -> int:
-    """Comparators per output element: a binary search (log2(L+1) stages) from 15 levels on
-    (bnn_mvtu's THRES_SEARCH, chosen by hw.mvtu_mem.use_search), else one per threshold."""
-    return levels.bit_length() if levels >= 15 and (levels + 1) & levels == 0 else levels
+def _mv_resources(graph: Graph, layer: Layer, pe: int, simd: int) -> tuple[float, float, float]:
+    """(LUT, FF, BRAM36) of one bnn_mvtu at this folding (what the planner minimizes)."""
+    mh, mw, _, _ = _mv_shape(graph, layer)
+    in_dt = graph.tensors[layer.inputs[0]].dtype
+    lo, hi = dtype_range(in_dt)
+    acc_w = (mw * max(abs(lo), abs(hi))).bit_length() + 1
+    per_product = 2.0 if in_dt == "BIPOLAR" else 2.0 * elem_width(in_dt)  # Yosys: ~2 LUT per XNOR-popcount bit
+    lut = pe * (simd * per_product + acc_w)
+    ff = pe * acc_w * 2 + simd * elem_width(in_dt) * 2
+    bram = [0.0]
+    lut += _memory_luts_or_bram(mh * mw, pe * simd, bram)
+    total_bram = bram[0]
+    lut += _memory_luts_or_bram(mw * elem_width(in_dt), simd * elem_width(in_dt), bram)
+    total_bram += bram[0]
+    if layer.attrs.get("thresholds") is not None:
+        n_t = graph.arrays[layer.attrs["thresholds"]].shape[1]
+        t_lut, t_bram = _threshold_unit(n_t, acc_w, pe, mh // pe)
+        lut, total_bram = lut + t_lut, total_bram + t_bram
+    return lut, ff, total_bram
+
+
+def _threshold_unit(levels: int, t_w: int, pe: int, nf: int) -> tuple[float, float]:
+    """(LUT, BRAM36) of bnn_mvtu's activation for PE channels, NF channel groups. Binary search:
+    one comparator per level and per-level ROMs (level j: NF*2^(j-1) words of 2 thresholds);
+    parallel: one comparator per threshold and a popcount. Calibrated on Yosys: PE 4, 63 levels,
+    NF 1 gives 843 LUT measured, 816 here."""
+    bram = [0.0]
+    if levels >= 15 and (levels + 1) & levels == 0:
+        s = levels.bit_length()
+        lut = pe * s * t_w + _memory_luts_or_bram(nf * pe * t_w, pe * t_w, bram)
+        total = bram[0]
+        for j in range(1, s):
+            lut += _memory_luts_or_bram(nf * (1 << (j - 1)) * pe * 2 * t_w, pe * 2 * t_w, bram)
+            total += bram[0]
+        return lut, total
+    lut = pe * levels * t_w * 0.6 + _memory_luts_or_bram(nf * pe * levels * t_w, pe * levels * t_w, bram)
+    return lut, bram[0]
 
 
 _BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
@@ -217,13 +251,7 @@ def fold_for_cycles(graph: Graph, target: int) -> dict[str, dict[str, int]]:
     layers = {}
     for layer in graph.layers:
         if layer.op == "MatrixVector":
-            mh, mw, vectors, domain = _mv_shape(graph, layer)
-            options = [(pe * simd, -simd, pe, simd) for simd in _divisors(domain) for pe in _divisors(mh)
-                       if vectors * (mw // simd) * (mh // pe) <= target]
-            if not options:
-                options = [(0, 0, mh, domain)]
-            _, _, pe, simd = min(options)
-            layers[layer.name] = {"pe": pe, "simd": simd}
+            layers[layer.name] = _fold_matrix_vector(graph, layer, target)
         elif layer.op in FOLDED_OPS:
             # element-wise layers are cheap and bursty (a pool emits on every K-th row, a
             # concat alternates its inputs): a quarter of the interval keeps them off the
@@ -232,6 +260,23 @@ def fold_for_cycles(graph: Graph, target: int) -> dict[str, dict[str, int]]:
             ok = [e for e in _divisors(c) if n // e <= max(1, target // ELEMENTWISE_HEADROOM)]
             layers[layer.name] = {"pe": ok[0] if ok else c}
     return layers
+
+
+def _fold_matrix_vector(graph: Graph, layer: Layer, target: int) -> dict[str, int]:
+    """The PE/SIMD of least estimated LUTs taking at most `target` cycles, its window (if any)
+    keeping up too; SIMD capped at MAX_SIMD_BITS input bits per PE (else the most parallel)."""
+    mh, mw, vectors, channels = _mv_shape(graph, layer)
+    window = _sliding_window_of(graph, layer)
+    ew = elem_width(graph.tensors[layer.inputs[0]].dtype)
+    simds = [s for s in _divisors(mw) if s == 1 or s * ew <= MAX_SIMD_BITS]
+    simds = [s for s in simds if window is None
+             or _window_cycles(graph, window, window_elems(s, channels)) <= target] or simds
+    options = [(_mv_resources(graph, layer, pe, simd)[0], pe * simd, -simd, pe, simd)
+               for simd in simds for pe in _divisors(mh) if vectors * (mw // simd) * (mh // pe) <= target]
+    if not options:  # out of reach: the most parallel folding allowed
+        return {"pe": mh, "simd": max(simds)}
+    *_, pe, simd = min(options)
+    return {"pe": pe, "simd": simd}
 
 
 def plan(graph: Graph, clock_mhz: float = 100.0, fps: float | None = None, lut_budget: int | None = None) -> Folding:
@@ -252,7 +297,10 @@ def plan(graph: Graph, clock_mhz: float = 100.0, fps: float | None = None, lut_b
                 hi = mid
             else:
                 lo = mid + 1
-        folding = Folding(fold_for_cycles(graph, lo), clock_mhz)
+        # below the slowest layer's floor (a window at one position per cycle, say) a smaller
+        # target only buys parallelism elsewhere: refold for the interval actually reached
+        reached = max(predict_cycles(graph, Folding(fold_for_cycles(graph, lo), clock_mhz)).values())
+        folding = Folding(fold_for_cycles(graph, reached), clock_mhz)
         folding.target_fps = round(clock_mhz * 1e6 / max(predict_cycles(graph, folding).values()), 1)
         if total_luts(graph, folding) > lut_budget:
             folding.notes.append(f"even the slowest folding is estimated above the {lut_budget} LUT budget")
@@ -311,14 +359,13 @@ def load_folding(path: str | Path, graph: Graph) -> Folding:
                 raise ConfigError(f"{path}: layer '{name}' ({layer.op}): {key} = {v!r} must be an integer >= 1")
             values[key] = v
         if layer.op == "MatrixVector":
-            mh, mw, _, domain = _mv_shape(graph, layer)
+            mh, mw, _, _ = _mv_shape(graph, layer)
             if mh % values["pe"]:
                 raise ConfigError(f"{path}: layer '{name}' (MatrixVector): pe = {values['pe']} does not divide "
                                   f"its {mh} output channels (MH)")
-            if domain % values["simd"]:
-                what = "its input channels and MW" if domain != mw else "its MW"
+            if mw % values["simd"]:
                 raise ConfigError(f"{path}: layer '{name}' (MatrixVector): simd = {values['simd']} does not divide "
-                                  f"{what} ({domain})")
+                                  f"its MW ({mw})")
         else:
             c = _channels(graph, layer)
             if c % values["pe"]:

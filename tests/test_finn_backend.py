@@ -105,9 +105,20 @@ def test_folding_that_does_not_fit_names_node_and_field():
     with pytest.raises(FoldingError, match=r"MVAU_hls_0 \(MVAU_hls\): PE = 3 does not divide MH = 16"):
         finn_folding_config(bad, _finn_nodes())
     nodes = _finn_nodes()
-    nodes[1]["attrs"]["IFMChannels"] = 6
-    with pytest.raises(FoldingError, match="ConvolutionInputGenerator_hls_0 .*SIMD = 8 does not divide IFMChannels = 6"):
+    del nodes[1]["attrs"]["IFMChannels"]
+    with pytest.raises(FoldingError, match="ConvolutionInputGenerator_hls_0 .*has no IFMChannels attribute"):
         finn_folding_config(plan, nodes)
+
+
+def test_window_generators_stream_gcd_of_simd_and_channels():
+    """An MVAU SIMD that is not a divisor of the channels (whole kernel positions per beat, or
+    fewer): the window streams gcd(SIMD, channels) and FINN's InsertDWC packs the beats."""
+    plan = ordered_plan(_tiny_graph(), _folding({"mv0": {"pe": 4, "simd": 8}, "thr": {"pe": 2},
+                                                 "mv1": {"pe": 2, "simd": 16}, "sel": {"pe": 5}}))
+    nodes = _finn_nodes()
+    nodes[1]["attrs"]["IFMChannels"] = 6
+    cfg = finn_folding_config(plan, nodes)
+    assert cfg["ConvolutionInputGenerator_hls_0"] == {"SIMD": 2} and cfg["MVAU_hls_0"]["SIMD"] == 8
 
 
 def test_unmatched_elementwise_nodes_get_a_pe_within_the_interval():
@@ -202,3 +213,52 @@ def test_make_bitstream_stops_at_docker(tmp_path):
     assert r.returncode != 0
     assert "error: docker not found: install Docker Engine" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _fake_finn_dir(tmp_path, bits, popcounts, label):
+    """A FINN output folder as verify_save_full_context leaves it: the partition model with two MVAUs
+    (a thresholded bipolar one, an XNOR one without activation), the parent, one saved context."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def mvau(name, out, xnor, mw, no_act):
+        return helper.make_node("MVAU_hls", ["x"], [out], name=name, domain="finn.custom_op.fpgadataflow.hls",
+                                binaryXnorMode=xnor, MW=mw, noActivation=no_act)
+
+    vi = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    child = helper.make_graph([mvau("MVAU_hls_0", "a0", 1, 9, 0), mvau("MVAU_hls_1", "a1", 1, 8, 1)], "child",
+                              [vi], [helper.make_tensor_value_info("a1", TensorProto.FLOAT, [1])])
+    parent = helper.make_graph([helper.make_node("StreamingDataflowPartition", ["x"], ["y"], name="SDP_0")], "parent",
+                               [vi], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    (tmp_path / "intermediate_models").mkdir(parents=True)
+    (tmp_path / "verification_output").mkdir()
+    onnx.save(helper.make_model(child), str(tmp_path / "intermediate_models" / "verify_folded_hls_cppsim.onnx"))
+    onnx.save(helper.make_model(parent), str(tmp_path / "intermediate_models" / "dataflow_parent.onnx"))
+    np.savez(tmp_path / "verification_output" / "verify_folded_hls_cppsim_0_SUCCESS.npz",
+             **{"SDP_0_a0": np.asarray(bits, dtype=np.float32), "SDP_0_a1": np.asarray(popcounts, dtype=np.float32),
+                "y": np.asarray([[label]], dtype=np.float32)})
+    return tmp_path
+
+
+def _ir_two_layers():
+    from types import SimpleNamespace as NS
+    layers = [NS(name="mv0", op="MatrixVector", outputs=["t0"]), NS(name="mv1", op="MatrixVector", outputs=["t1"])]
+    tensors = {"t0": NS(dtype="BIPOLAR"), "t1": NS(dtype="INT32"), "lab": NS(dtype="UINT8")}
+    return NS(layers=layers, tensors=tensors, outputs={"label": "lab"})
+
+
+def test_compare_maps_finn_bits_and_popcounts_onto_the_golden_integers(tmp_path):
+    """FINN streams bipolar activations as bits 0/1 and an XNOR MVAU without thresholds emits its
+    popcount p: against the golden model's ±1 and 2p - MW they are equal; one flipped bit is not."""
+    from build_flow.finn.compare import compare_step
+
+    golden = {"t0": np.array([[1, -1, -1, 1]]), "t1": np.array([[2 * 5 - 8, 2 * 0 - 8, 2 * 8 - 8]]),
+              "lab": np.array([2])}
+    good = _fake_finn_dir(tmp_path / "good", [1, 0, 0, 1], [5, 0, 8], label=2)
+    rep = compare_step(good, "folded_hls_cppsim", _ir_two_layers(), golden)
+    assert rep["all_layers_equal"] and rep["all_labels_equal"] and rep["images"] == 1
+    assert [l["differing"] for l in rep["layers"]] == [0, 0]
+    bad = _fake_finn_dir(tmp_path / "bad", [1, 0, 1, 1], [5, 0, 8], label=3)
+    rep = compare_step(bad, "folded_hls_cppsim", _ir_two_layers(), golden)
+    assert not rep["all_layers_equal"] and not rep["all_labels_equal"]
+    assert [l["differing"] for l in rep["layers"]] == [1, 0]

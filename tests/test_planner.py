@@ -5,8 +5,9 @@ import pytest
 
 from build_flow.compile import compile_model
 from build_flow.models import Selected
-from hw.planner import (Folding, estimate_resources, load_folding, plan, predict_cycles, save_folding,
-                        stream_elems)
+from hw.planner import (MAX_SIMD_BITS, Folding, estimate_resources, load_folding, plan, predict_cycles,
+                        save_folding, stream_elems, total_luts)
+from hw.stream import elem_width
 from model.errors import ConfigError
 
 from helpers import tiny_student
@@ -29,8 +30,9 @@ def test_plan_meets_the_target_with_legal_folds(graph, fps):
             pe, simd = folding.pe(layer.name), folding.simd(layer.name)
             assert mh % pe == 0 and mw % simd == 0
             window = graph.producer(layer.inputs[0])
+            assert simd == 1 or simd * elem_width(graph.tensors[layer.inputs[0]].dtype) <= MAX_SIMD_BITS
             if window.op == "SlidingWindow":
-                assert graph.tensors[window.inputs[0]].shape[-1] % simd == 0
+                assert cycles[window.name] <= 100e6 / fps  # the window keeps up at gcd(SIMD, C) per beat
                 vectors = int(np.prod(graph.tensors[layer.outputs[0]].shape[:-1]))
                 assert cycles[layer.name] == vectors * (mw // simd) * (mh // pe)
 
@@ -46,10 +48,12 @@ def test_unreachable_target_says_so(graph):
 
 
 def test_lut_budget_plan_fits_and_is_fastest_that_fits(graph):
-    small, large = plan(graph, 100, lut_budget=3000), plan(graph, 100, lut_budget=12000)
-    for f, budget in ((small, 3000), (large, 12000)):
+    small, large = plan(graph, 100, lut_budget=1500), plan(graph, 100, lut_budget=12000)
+    for f, budget in ((small, 1500), (large, 12000)):
         assert sum(r["lut"] for r in estimate_resources(graph, f).values()) <= budget
     assert max(predict_cycles(graph, large).values()) < max(predict_cycles(graph, small).values())
+    # the fastest reachable interval, at the cheapest folding reaching it (not the most parallel one)
+    assert total_luts(graph, large) == total_luts(graph, plan(graph, 100, fps=100e6 / max(predict_cycles(graph, large).values())))
 
 
 def test_stream_widths_follow_the_folding(graph):
@@ -58,7 +62,18 @@ def test_stream_widths_follow_the_folding(graph):
     for layer in graph.layers:
         if layer.op == "SlidingWindow":
             consumer = graph.consumers(layer.outputs[0])[0]
-            assert elems[layer.outputs[0]] == folding.simd(consumer.name)
+            channels = graph.tensors[layer.inputs[0]].shape[-1]
+            assert elems[layer.outputs[0]] == np.gcd(folding.simd(consumer.name), channels)
+
+
+def test_a_first_layer_takes_whole_windows_instead_of_many_threshold_units(graph):
+    """3 input channels: SIMD 27 (three kernel positions of 3 channels... all nine) beats PE 8 x SIMD 3,
+    since every PE carries a threshold unit."""
+    folding = plan(graph, 100, fps=10000)
+    stem = graph.layers[1]
+    assert stem.op == "MatrixVector" and graph.producer(stem.inputs[0]).op == "SlidingWindow"
+    assert folding.simd(stem.name) > 3 and folding.simd(stem.name) % 3 == 0
+    assert stream_elems(graph, folding)[graph.layers[0].outputs[0]] == 3  # the window: one position per beat
 
 
 def test_folding_file_round_trip(graph, tmp_path):
@@ -79,8 +94,8 @@ def _edit(graph, tmp_path, change):
 def test_folding_file_errors_name_layer_and_field(graph, tmp_path):
     with pytest.raises(ConfigError, match=r"layer 'Conv_1' \(MatrixVector\): pe = 3 does not divide its 8 output"):
         _edit(graph, tmp_path, lambda l: l["Conv_1"].update(pe=3))()
-    with pytest.raises(ConfigError, match=r"layer 'Conv_1' \(MatrixVector\): simd = 16 does not divide its input "
-                                          r"channels and MW \(8\)"):
+    with pytest.raises(ConfigError, match=r"layer 'Conv_1' \(MatrixVector\): simd = 16 does not divide its MW "
+                                          r"\(72\)"):
         _edit(graph, tmp_path, lambda l: l["Conv_1"].update(simd=16))()
     with pytest.raises(ConfigError, match=r"layer 'Conv_0' \(MatrixVector\): pe = 0 must be an integer >= 1"):
         _edit(graph, tmp_path, lambda l: l["Conv_0"].update(pe=0))()

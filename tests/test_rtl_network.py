@@ -46,6 +46,11 @@ def test_network_rtl_is_bit_exact_under_backpressure(tmp_path, name, fps):
         ops = {l["op"] for l in design["layers"]}
         assert {"Fork", "AddSat", "Concat", "SumPool", "GlobalSumPool", "LabelSelect"} <= ops
         assert any(f["depth"] > 100 for f in design["fifos"])  # the shortcut branch buffers a window's rows
+        # whole kernel positions per beat: a MatrixVector's SIMD beyond its window's channels, packed
+        # by a width converter (the planner's cheaper choice for narrow layers)
+        wide = [l for l in graph.layers if l.op == "MatrixVector" and graph.producer(l.inputs[0]).op == "SlidingWindow"
+                and l.simd > graph.tensors[graph.producer(l.inputs[0]).inputs[0]].shape[-1]]
+        assert wide and design["dwcs"]
         free = simulate(design, graph, x[:6], golden={k: v[:6] for k, v in golden.items()})
         assert abs(free.cycles_per_frame / design["predicted"]["frame_cycles"] - 1) <= 0.05
 

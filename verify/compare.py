@@ -64,11 +64,15 @@ def load_images(data: str | None, shape: tuple, n: int, seed: int) -> tuple[np.n
     return rng.integers(0, 256, (n, *shape), dtype=np.uint8), f"{n} seeded random images ({why})"
 
 
-def run_stages(model, qonnx_model, graph, images: np.ndarray, chunk: int = 128) -> list[StageResult]:
+def run_stages(model, qonnx_model, graph, images: np.ndarray, chunk: int = 128,
+               progress: bool = False) -> list[StageResult]:
     """Every stage on `images` (N, C, H, W) uint8, in chunks of `chunk` images so that the
-    internal tensors kept for comparison stay small however many images are checked."""
+    internal tensors kept for comparison stay small however many images are checked;
+    `progress` shows a bar over the chunks."""
+    from tqdm import tqdm
+
     total: list[StageResult] = []
-    for i in range(0, len(images), chunk):
+    for i in tqdm(range(0, len(images), chunk), desc="verify", unit="chunk", disable=None if progress else True):
         part = _run_chunk(model, qonnx_model, graph, images[i:i + chunk])
         if not total:
             total = part

@@ -10,7 +10,8 @@ Two halves, one per environment:
 
   - MVAU nodes take the IR MatrixVector layers' PE/SIMD in order (both lists are in dataflow order;
     their counts and matrix shapes must agree);
-  - a ConvolutionInputGenerator (and the FMPadding in front of it) takes the SIMD of the MVAU it feeds;
+  - a ConvolutionInputGenerator (and the FMPadding in front of it) takes gcd(SIMD, channels) of the
+    MVAU it feeds, as the project's window does (FINN's InsertDWC packs its beats up to the SIMD);
   - an element-wise node (Thresholding, AddStreams, DuplicateStreams, pools, StreamingConcat,
     LabelSelect) takes the PE of the IR layer of the same kind in the same position when FINN has as
     many nodes of that kind as the IR has layers; otherwise (FINN split or merged them) the smallest PE
@@ -21,6 +22,7 @@ A folding that does not fit raises :class:`FoldingError` naming the node and the
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 # IR op -> FINN op kind (op_type without the _hls/_rtl suffix)
@@ -128,7 +130,7 @@ def finn_folding_config(plan: dict, nodes: list[dict]) -> dict:
             continue
         field, count_attr = FINN_FOLD_ATTR[kind]
         if kind in ("ConvolutionInputGenerator", "FMPadding"):
-            value = _window_simd(node, consumers, config)
+            value = math.gcd(_window_simd(node, consumers, config), _count(node, count_attr))
         else:
             ir_layers = plan["elementwise"].get(kind, [])
             same = by_kind[kind]
@@ -162,9 +164,15 @@ def _window_simd(node: dict, consumers: dict, config: dict) -> int:
     raise FoldingError(f"FINN node {node['name']} ({node['op_type']}): SIMD: no single MVAU consumer to take it from")
 
 
-def _default_pe(node: dict, count_attr: str, interval: int) -> int:
+def _count(node: dict, count_attr: str) -> int:
     counts = node["attrs"].get(count_attr)
-    c = int(min(counts) if isinstance(counts, (list, tuple)) else counts)
+    if counts is None:
+        raise FoldingError(f"FINN node {node['name']} ({node['op_type']}): has no {count_attr} attribute")
+    return int(min(counts) if isinstance(counts, (list, tuple)) else counts)
+
+
+def _default_pe(node: dict, count_attr: str, interval: int) -> int:
+    c = _count(node, count_attr)
     cycles = int(node.get("cycles_at_1") or c)
     for d in range(1, c + 1):
         if c % d == 0 and cycles // d <= max(1, interval // ELEMENTWISE_HEADROOM):
