@@ -140,7 +140,7 @@ def run_mvtu(case: str, seed: int = 0):
     if t is not None:
         assert params["THRES_SEARCH"] == int(mvtu_mem.use_search(t.shape[1], search))
     in_ew, out_ew = params["IN_EW"], params["OUT_EW"]
-    sim = build("bnn_mvtu", [RTL / "bnn_mvtu.sv"], params, inputs=[Port("s_axis", simd * in_ew)],
+    sim = build("bnn_mvtu", [RTL / "bnn_thres_step.sv", RTL / "bnn_mvtu.sv"], params, inputs=[Port("s_axis", simd * in_ew)],
                 outputs=[Port("m_axis", pe * out_ew)])
     beats = pack_beats(x.reshape(-1), simd, in_ew, bipolar=in_dtype == "BIPOLAR")
     nf, sf = mh // pe, mw // simd
@@ -198,7 +198,7 @@ def test_threshold_matches_golden_and_runs_at_full_rate(case):
     assert params["THRES_SEARCH"] == int("search" in case)
     latency = 1 + (mvtu_mem.search_levels(levels) if params["THRES_SEARCH"] else 1)  # 2, or S + 1
     in_ew, out_ew = elem_width(in_dtype), params["OUT_EW"]
-    sim = build("bnn_threshold", [RTL / "bnn_threshold.sv"], params, inputs=[Port("s_axis", e * in_ew)],
+    sim = build("bnn_threshold", [RTL / "bnn_thres_step.sv", RTL / "bnn_threshold.sv"], params, inputs=[Port("s_axis", e * in_ew)],
                 outputs=[Port("m_axis", e * out_ew)])
     beats = pack_beats(x.reshape(-1), e, in_ew)
     n_beats = len(beats)
@@ -261,10 +261,11 @@ def test_yosys_synthesizes_the_integer_branches(tmp_path):
     t, d = rng.integers(-300, 300, size=(4, 15)), rng.choice([-1, 1], size=4)
     cases = [mvtu_mem.mvtu_params(tmp_path, "a", w, "UINT8", "INT4", 2, 4, t, d),
              mvtu_mem.mvtu_params(tmp_path, "b", w, "INT4", "INT8", 4, 2)]
-    script = [f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}", "design -save src"]
+    script = [f"read_verilog -sv {RTL / 'bnn_thres_step.sv'}", f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}",
+              "design -save src"]
     for k, params in enumerate(cases):
         script += ["design -load src", f"chparam {_chparam(params)} bnn_mvtu",
-                   "synth_xilinx -family xc7 -top bnn_mvtu", f"tee -q -o {tmp_path / f'stat{k}.txt'} stat"]
+                   "synth_xilinx -family xc7 -top bnn_mvtu -flatten", f"tee -q -o {tmp_path / f'stat{k}.txt'} stat"]
     proc = subprocess.run(["yosys", "-q", "-p", "; ".join(script)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for k in range(len(cases)):
@@ -342,8 +343,9 @@ def test_yosys_search_uses_far_fewer_luts(tmp_path):
     cases = [mvtu_mem.mvtu_params(tmp_path, f"m{s}", w, "BIPOLAR", "INT6", 4, 8, t, d, search=bool(s))
              for s in (0, 1)]
     assert [c["THRES_SEARCH"] for c in cases] == [0, 1]
-    procs = [subprocess.Popen(["yosys", "-q", "-p", f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}; "
-                               f"chparam {_chparam(params)} bnn_mvtu; synth_xilinx -family xc7 -top bnn_mvtu; "
+    procs = [subprocess.Popen(["yosys", "-q", "-p", f"read_verilog -sv {RTL / 'bnn_thres_step.sv'}; "
+                               f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}; "
+                               f"chparam {_chparam(params)} bnn_mvtu; synth_xilinx -family xc7 -top bnn_mvtu -flatten; "
                                f"tee -q -o {tmp_path / f'stat{k}.txt'} stat"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for k, params in enumerate(cases)]

@@ -1,5 +1,5 @@
 """Every RTL module in hw/rtl lints clean with Verilator -Wall and synthesizes with Yosys
-`synth_xilinx -family xc7` for one realistic parameter set, leaving no unmapped cells or latches.
+`synth_xilinx -family xc7 -flatten` (submodules counted in) for one realistic parameter set, leaving no unmapped cells or latches.
 
 To cover a new module add a row to SYNTH_CASES (module -> parameters); SYNTH_EXPECT optionally
 lists Xilinx primitives the netlist must contain (e.g. block RAM for a deep FIFO)."""
@@ -59,6 +59,10 @@ def _memory_cases() -> dict[str, dict[str, int | str]]:
         os.rename(tmp, final)
     except OSError:  # there already (same content)
         shutil.rmtree(tmp, ignore_errors=True)
+    th = cases["bnn_threshold"]  # the shared activation alone, at the Threshold case's parameters
+    cases["bnn_thres_step"] = {"N": th["E"], "G": th["C"] // th["E"], "X_W": th["IN_EW"] + 1,
+                               **{k: th[k] for k in ("N_THRES", "T_W", "THRES_FILE", "DIR_FILE", "THRES_SEARCH",
+                                                     "OUT_EW", "OUT_BIPOLAR", "Y_MIN")}}
     return {m: {k: v.replace(str(tmp), str(final)) if isinstance(v, str) else v for k, v in p.items()}
             for m, p in cases.items()}
 
@@ -107,7 +111,7 @@ def test_yosys_synth_xilinx(module, tmp_path):
     reads = "; ".join(f"read_verilog -sv {p}" for p in _sources())
     chparam = " ".join(f"-set {k} {_yosys_param(v)}" for k, v in params.items())
     stat = tmp_path / "stat.txt"
-    script = (f"{reads}; chparam {chparam} {module}; synth_xilinx -family xc7 -top {module}; "
+    script = (f"{reads}; chparam {chparam} {module}; synth_xilinx -family xc7 -top {module} -flatten; "
               f"tee -q -o {stat} stat")
     proc = subprocess.run(["yosys", "-q", "-p", script], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, f"yosys failed for {module}:\n{proc.stderr[-3000:]}{proc.stdout[-2000:]}"

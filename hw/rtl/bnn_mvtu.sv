@@ -208,7 +208,7 @@ module bnn_mvtu #(
         end
     end
 
-    genvar p, j;
+    genvar p;
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_pe
             // heap-ordered adder tree: node n = node 2n + node 2n+1, leaves at S2 .. 2*S2-1
@@ -275,166 +275,14 @@ module bnn_mvtu #(
             for (p = 0; p < PE; p = p + 1) begin : g_out
                 assign y[p*OUT_EW +: OUT_EW] = OUT_EW'($signed(acc[p*ACC_W +: ACC_W]));
             end
-        end else if (THRES_SEARCH == 0 || N_THRES == 1) begin : g_act
-            localparam int TWW = PE * N_THRES * T_W;
-            localparam int CW = (ACC_W > T_W ? ACC_W : T_W) + 1;
-            localparam int CNTW = $clog2(N_THRES + 1);
-            localparam int L2 = 1 << $clog2(N_THRES);           // popcount-tree leaves
-            logic [TWW-1:0] tmem [0:NF-1];
-            logic [PE-1:0]  dmem [0:NF-1];
-            logic [TWW-1:0] tq;
-            logic [PE-1:0]  dq;
-            initial if (THRES_FILE != "") $readmemh(THRES_FILE, tmem);
-            initial if (DIR_FILE != "") $readmemh(DIR_FILE, dmem);
-            always_ff @(posedge clk) begin
-                if (adv && v2 && last2) begin
-                    tq <= tmem[nf2];
-                    dq <= dmem[nf2];
-                end
-            end
-            assign y_valid = acc_done;
-            for (p = 0; p < PE; p = p + 1) begin : g_out
-                logic [CNTW-1:0]      cnt;
-                logic [CW-1:0]        a, t;
-                logic [CW:0]          d;        // {a - t - dir, carry-in bit}
-                logic                 hit;
-                logic [2*L2*CNTW-1:0] ct;       // heap-ordered popcount tree of the hits, root at node 1
-                always_comb begin
-                    t = '0;
-                    d = '0;
-                    hit = 1'b0;
-                    ct = '0;
-                    a = CW'($signed(acc[p*ACC_W +: ACC_W]));
-                    for (int k = 0; k < N_THRES; k++) begin
-                        t = CW'($signed(tq[(p*N_THRES + k)*T_W +: T_W]));
-                        // one adder per threshold: a + ~t + !dir = a - t (dir 0: count when >= 0, i.e. t <= a)
-                        // or a - t - 1 (dir 1: count when < 0, i.e. t >= a); the carry-in rides on an extra LSB
-                        d = {a, 1'b1} + {~t, ~dq[p]};
-                        hit = (d[CW] == dq[p]);
-                        ct[(L2 + k)*CNTW +: CNTW] = CNTW'(hit);
-                    end
-                    for (int n = L2 - 1; n >= 1; n--) begin
-                        ct[n*CNTW +: CNTW] = ct[2*n*CNTW +: CNTW] + ct[(2*n + 1)*CNTW +: CNTW];
-                    end
-                    cnt = ct[CNTW +: CNTW];
-                end
-                if (OUT_BIPOLAR != 0) begin : g_bip
-                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(cnt[0]);
-                end else begin : g_int
-                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(Y_MIN) + OUT_EW'(cnt);
-                end
-            end
-        end else begin : g_search
-            // binary search: level 0 is the cycle acc holds the finished sums (acc_done), levels
-            // 1 .. S-1 are registers. Level j compares a with its threshold t (level 0: the median;
-            // level j >= 1: one of the two children read during level j-1, chosen by the bit found
-            // there) and appends the result to the bits found (per PE, an S-bit field, low j bits).
-            localparam int S = $clog2(N_THRES + 1);
-            localparam int CW = (ACC_W > T_W ? ACC_W : T_W) + 1;
-            localparam int AW = PE * ACC_W;
-            // per level j (0 .. S-1): l* = level 0's sources, then the registers r* (index j-1)
-            logic [S-1:0]          lv;          // level valid
-            logic [S*AW-1:0]       la;          // accumulators
-            logic [S*PE-1:0]       ld;          // directions (1 = -1)
-            /* verilator lint_off UNUSEDSIGNAL */
-            logic [S*NFW-1:0]      lnf;         // neuron fold (selects the ROM words; unused at level S-1)
-            logic [S*PE*S-1:0]     lp;          // bits found so far (the top bit of each field unused)
-            logic [S*PE*2*T_W-1:0] lt;          // candidate thresholds (level 0: one, low half)
-            /* verilator lint_on UNUSEDSIGNAL */
-            logic [S-2:0]              rv;
-            logic [(S-1)*AW-1:0]       ra;
-            logic [(S-1)*PE-1:0]       rd;
-            logic [(S-1)*NFW-1:0]      rnf;
-            logic [(S-1)*PE*S-1:0]     rp;
-            logic [(S-1)*PE*2*T_W-1:0] rt;
-            logic [S*PE-1:0]       lh;          // comparison results (combinational)
-            logic [NFW-1:0]        nf3;
-            logic [PE*T_W-1:0]     t0mem [0:NF-1];
-            logic [PE-1:0]         dmem [0:NF-1];
-            logic [PE*T_W-1:0]     q0;
-            logic [PE-1:0]         dq;
-            initial if (THRES_FILE != "") $readmemh({THRES_FILE, "0.mem"}, t0mem);
-            initial if (DIR_FILE != "") $readmemh(DIR_FILE, dmem);
-            always_ff @(posedge clk) begin
-                if (adv && v2 && last2) begin
-                    q0 <= t0mem[nf2];
-                    dq <= dmem[nf2];
-                    nf3 <= nf2;
-                end
-            end
-            assign lv = {rv, acc_done};
-            assign lnf = {rnf, nf3};
-            assign la = {ra, acc};
-            assign ld = {rd, dq};
-            assign lp = {rp, {(PE*S){1'b0}}};
-            for (p = 0; p < PE; p = p + 1) begin : g_t0
-                assign lt[p*2*T_W +: 2*T_W] = {{T_W{1'b0}}, q0[p*T_W +: T_W]};
-            end
-            assign lt[PE*2*T_W +: (S-1)*PE*2*T_W] = rt;
-
-            for (j = 0; j < S; j = j + 1) begin : g_lv
-                if (j > 0) begin : g_reg
-                    always_ff @(posedge clk) begin
-                        if (rst) rv[j-1] <= 1'b0;
-                        else if (adv) rv[j-1] <= lv[j-1];
-                        if (adv) begin
-                            rnf[(j-1)*NFW +: NFW] <= lnf[(j-1)*NFW +: NFW];
-                            ra[(j-1)*AW +: AW] <= la[(j-1)*AW +: AW];
-                            rd[(j-1)*PE +: PE] <= ld[(j-1)*PE +: PE];
-                        end
-                    end
-                    // ROM of level j, one copy per PE (each PE follows its own path), read during
-                    // level j-1 at word {nf, P}; only the PE's own slice is used (synthesis drops the rest)
-                    for (p = 0; p < PE; p = p + 1) begin : g_rom
-                        localparam int D = NF << (j - 1);
-                        logic [PE*2*T_W-1:0] tmem [0:D-1];
-                        localparam int AWJ = j == 1 ? NFW : (NF > 1 ? NFW : 0) + j - 1;
-                        logic [AWJ-1:0]    addr;      // {nf, P}
-                        initial if (THRES_FILE != "") $readmemh({THRES_FILE, 8'(48 + j), ".mem"}, tmem);
-                        if (j == 1) begin : g_a1
-                            assign addr = lnf[0 +: NFW];
-                        end else if (NF > 1) begin : g_an
-                            assign addr = {lnf[(j-1)*NFW +: NFW], lp[((j-1)*PE + p)*S +: j-1]};
-                        end else begin : g_ap       // a single fold: P alone
-                            assign addr = lp[((j-1)*PE + p)*S +: j-1];
-                        end
-                        always_ff @(posedge clk) begin
-                            if (adv) begin
-                                rt[((j-1)*PE + p)*2*T_W +: 2*T_W] <= tmem[addr][p*2*T_W +: 2*T_W];
-                                rp[((j-1)*PE + p)*S +: S] <= {lp[((j-1)*PE + p)*S +: S-1], lh[(j-1)*PE + p]};
-                            end
-                        end
-                    end
-                end
-                for (p = 0; p < PE; p = p + 1) begin : g_cmp
-                    logic [CW-1:0] a, t;
-                    logic [CW:0]   d;           // {a - t - dir, carry-in bit}
-                    logic [T_W-1:0] tj;         // this level's threshold
-                    if (j == 0) begin : g_t0
-                        assign tj = lt[p*2*T_W +: T_W];
-                    end else begin : g_tn       // the child chosen by the bit found at level j-1
-                        assign tj = lp[(j*PE + p)*S] ? lt[(j*PE + p)*2*T_W + T_W +: T_W]
-                                                     : lt[(j*PE + p)*2*T_W +: T_W];
-                    end
-                    assign a = CW'($signed(la[j*AW + p*ACC_W +: ACC_W]));
-                    assign t = CW'($signed(tj));
-                    // a + ~t + !dir: a - t (dir +1) or a - t - 1 (dir -1); bit = result >= 0,
-                    // i.e. t <= a (counting T <= a) or t < a (counting T < a)
-                    assign d = {a, 1'b1} + {~t, ~ld[j*PE + p]};
-                    assign lh[j*PE + p] = !d[CW];
-                end
-            end
-            assign y_valid = lv[S-1];
-            for (p = 0; p < PE; p = p + 1) begin : g_out
-                logic [S-1:0] c, cnt;
-                assign c = {lp[((S-1)*PE + p)*S +: S-1], lh[(S-1)*PE + p]};
-                assign cnt = ld[(S-1)*PE + p] ? ~c : c;     // direction -1: N_THRES - #{T < a}
-                if (OUT_BIPOLAR != 0) begin : g_bip
-                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(cnt[0]);
-                end else begin : g_int
-                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(Y_MIN) + OUT_EW'(cnt);
-                end
-            end
+        end else begin : g_act
+            // the activation shared with bnn_threshold (bnn_thres_step.sv): thresholds of fold nf2
+            // are read while its last partial sums enter the accumulators
+            bnn_thres_step #(.N(PE), .G(NF), .X_W(ACC_W), .N_THRES(N_THRES), .T_W(T_W),
+                             .THRES_FILE(THRES_FILE), .DIR_FILE(DIR_FILE), .THRES_SEARCH(THRES_SEARCH),
+                             .OUT_EW(OUT_EW), .OUT_BIPOLAR(OUT_BIPOLAR), .Y_MIN(Y_MIN)) u_act (
+                .clk(clk), .rst(rst), .adv(adv), .t_rd(adv && v2 && last2), .grp(nf2), .x_valid(acc_done),
+                .x(acc), .y_valid(y_valid), .y(y));
         end
     endgenerate
 

@@ -2,7 +2,7 @@
 //
 // Per element x of channel c: y = Y_MIN + #{k : T_ck <= x} (direction +1) or
 // Y_MIN + #{k : T_ck >= x} (direction -1). BIPOLAR output (OUT_BIPOLAR, N_THRES = 1): the count
-// 0/1 is the bit 0/1 = -1/+1 (Y_MIN is not used). Two circuits, as in bnn_mvtu:
+// 0/1 is the bit 0/1 = -1/+1 (Y_MIN is not used). Two circuits, shared with bnn_mvtu (bnn_thres_step.sv):
 //   THRES_SEARCH = 0: one comparator per threshold and a popcount (rows need not be sorted);
 //   THRES_SEARCH = 1: pipelined binary search over each row sorted ascending, N_THRES = 2^S - 1:
 //     S levels of one comparator each; direction +1 finds #{T <= x} bit by bit (MSB first),
@@ -62,11 +62,7 @@ module bnn_threshold #(
     localparam int CF = C / E;
     localparam int CFW = CF > 1 ? $clog2(CF) : 1;
     localparam logic [CFW-1:0] CF_LAST = CFW'(CF - 1);
-    localparam int TWW = E * N_THRES * T_W;
     localparam int XW = IN_EW + 1;                         // input as a signed value
-    localparam int CW = (XW > T_W ? XW : T_W) + 1;         // comparison width
-    localparam int CNTW = $clog2(N_THRES + 1);
-    localparam int L2 = 1 << $clog2(N_THRES);              // popcount-tree leaves
 
     logic           adv, step, skid_valid;
     logic [CFW-1:0] cf;
@@ -84,7 +80,7 @@ module bnn_threshold #(
     logic                y_valid;   // y holds a beat
     logic [E*IN_EW-1:0]  x1;        // the input beat, registered
     logic                v1;
-    genvar p, j;
+    genvar p;
 
     always_ff @(posedge clk) begin
         if (rst) v1 <= 1'b0;
@@ -92,172 +88,23 @@ module bnn_threshold #(
         if (step) x1 <= s_axis_tdata;
     end
 
+    // each element as a signed XW-bit value, then the shared activation (bnn_thres_step)
+    logic [E*XW-1:0] xs;
     generate
-        if (THRES_SEARCH == 0 || N_THRES == 1) begin : g_par
-            // ---------------------------------------------------------- stage 1: threshold read
-            logic [TWW-1:0]     tmem [0:CF-1];
-            logic [E-1:0]       dmem [0:CF-1];
-            initial if (THRES_FILE != "") $readmemh(THRES_FILE, tmem);
-            initial if (DIR_FILE != "") $readmemh(DIR_FILE, dmem);
-            logic [TWW-1:0]     tq;
-            logic [E-1:0]       dq;
-            always_ff @(posedge clk) begin
-                if (step) begin
-                    tq <= tmem[cf];
-                    dq <= dmem[cf];
-                end
-            end
-            assign y_valid = v1;
-
-            // ---------------------------------------------------------- comparators
-            for (p = 0; p < E; p = p + 1) begin : g_el
-                logic [CNTW-1:0]      cnt;
-                logic [CW-1:0]        a, t;
-                logic [CW:0]          d;        // {a - t - dir, carry-in bit}
-                logic                 hit;
-                logic [2*L2*CNTW-1:0] ct;       // heap-ordered popcount tree of the hits, root at node 1
-                always_comb begin
-                    if (IN_SIGNED != 0) a = CW'($signed(x1[p*IN_EW +: IN_EW]));
-                    else a = CW'($signed({1'b0, x1[p*IN_EW +: IN_EW]}));
-                    t = '0;
-                    d = '0;
-                    hit = 1'b0;
-                    ct = '0;
-                    for (int k = 0; k < N_THRES; k++) begin
-                        t = CW'($signed(tq[(p*N_THRES + k)*T_W +: T_W]));
-                        // one adder per threshold: a + ~t + !dir = a - t (dir 0: count when >= 0, i.e. t <= a)
-                        // or a - t - 1 (dir 1: count when < 0, i.e. t >= a); the carry-in rides on an extra LSB
-                        d = {a, 1'b1} + {~t, ~dq[p]};
-                        hit = (d[CW] == dq[p]);
-                        ct[(L2 + k)*CNTW +: CNTW] = CNTW'(hit);
-                    end
-                    for (int n = L2 - 1; n >= 1; n--) begin
-                        ct[n*CNTW +: CNTW] = ct[2*n*CNTW +: CNTW] + ct[(2*n + 1)*CNTW +: CNTW];
-                    end
-                    cnt = ct[CNTW +: CNTW];
-                end
-                if (OUT_BIPOLAR != 0) begin : g_bip
-                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(cnt[0]);
-                end else begin : g_int
-                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(Y_MIN) + OUT_EW'(cnt);
-                end
-            end
-        end else begin : g_search
-            // binary search: level 0 is the cycle x1 holds the beat, levels 1 .. S-1 registers.
-            // Level j compares x with its threshold (level 0: the median, level j >= 1: one of the
-            // two children read during level j-1, chosen by the bit found there) and appends the
-            // result to the bits found (per element an S-bit field, low j bits).
-            localparam int S = $clog2(N_THRES + 1);
-            localparam int AW = E * IN_EW;
-            logic [T_W*E-1:0]   t0mem [0:CF-1];
-            logic [E-1:0]       dmem [0:CF-1];
-            initial if (THRES_FILE != "") $readmemh({THRES_FILE, "0.mem"}, t0mem);
-            initial if (DIR_FILE != "") $readmemh(DIR_FILE, dmem);
-            logic [E*T_W-1:0]   q0;
-            logic [E-1:0]       dq;
-            logic [CFW-1:0]     cf1;
-            always_ff @(posedge clk) begin
-                if (step) begin
-                    q0 <= t0mem[cf];
-                    dq <= dmem[cf];
-                    cf1 <= cf;
-                end
-            end
-            // per level j (0 .. S-1): l* = level 0's sources, then the registers r* (index j-1)
-            logic [S-1:0]          lv;          // level valid
-            logic [S*AW-1:0]       la;          // input elements
-            logic [S*E-1:0]        ld;          // directions (1 = -1)
-            /* verilator lint_off UNUSEDSIGNAL */
-            logic [S*CFW-1:0]      lcf;         // channel fold (selects the ROM words; unused at level S-1)
-            logic [S*E*S-1:0]      lp;          // bits found so far (the top bit of each field unused)
-            logic [S*E*2*T_W-1:0]  lt;          // candidate thresholds (level 0: one, low half)
-            /* verilator lint_on UNUSEDSIGNAL */
-            logic [S*E-1:0]        lh;          // comparison results (combinational)
-            logic [S-2:0]              rv;
-            logic [(S-1)*AW-1:0]       ra;
-            logic [(S-1)*E-1:0]        rd;
-            logic [(S-1)*CFW-1:0]      rcf;
-            logic [(S-1)*E*S-1:0]      rp;
-            logic [(S-1)*E*2*T_W-1:0]  rt;
-            assign lv = {rv, v1};
-            assign lcf = {rcf, cf1};
-            assign la = {ra, x1};
-            assign ld = {rd, dq};
-            assign lp = {rp, {(E*S){1'b0}}};
-            for (p = 0; p < E; p = p + 1) begin : g_t0
-                assign lt[p*2*T_W +: 2*T_W] = {{T_W{1'b0}}, q0[p*T_W +: T_W]};
-            end
-            assign lt[E*2*T_W +: (S-1)*E*2*T_W] = rt;
-
-            for (j = 0; j < S; j = j + 1) begin : g_lv
-                if (j > 0) begin : g_reg
-                    always_ff @(posedge clk) begin
-                        if (rst) rv[j-1] <= 1'b0;
-                        else if (adv) rv[j-1] <= lv[j-1];
-                        if (adv) begin
-                            rcf[(j-1)*CFW +: CFW] <= lcf[(j-1)*CFW +: CFW];
-                            ra[(j-1)*AW +: AW] <= la[(j-1)*AW +: AW];
-                            rd[(j-1)*E +: E] <= ld[(j-1)*E +: E];
-                        end
-                    end
-                    // ROM of level j, one copy per element (each follows its own path), read during
-                    // level j-1 at word {cf, P}; only the element's own slice is used
-                    for (p = 0; p < E; p = p + 1) begin : g_rom
-                        localparam int D = CF << (j - 1);
-                        logic [E*2*T_W-1:0] tmem [0:D-1];
-                        localparam int AWJ = j == 1 ? CFW : (CF > 1 ? CFW : 0) + j - 1;
-                        logic [AWJ-1:0]   addr;       // {cf, P}
-                        initial if (THRES_FILE != "") $readmemh({THRES_FILE, 8'(48 + j), ".mem"}, tmem);
-                        if (j == 1) begin : g_a1
-                            assign addr = lcf[0 +: CFW];
-                        end else if (CF > 1) begin : g_an
-                            assign addr = {lcf[(j-1)*CFW +: CFW], lp[((j-1)*E + p)*S +: j-1]};
-                        end else begin : g_ap       // a single fold: P alone
-                            assign addr = lp[((j-1)*E + p)*S +: j-1];
-                        end
-                        always_ff @(posedge clk) begin
-                            if (adv) begin
-                                rt[((j-1)*E + p)*2*T_W +: 2*T_W] <= tmem[addr][p*2*T_W +: 2*T_W];
-                                rp[((j-1)*E + p)*S +: S] <= {lp[((j-1)*E + p)*S +: S-1], lh[(j-1)*E + p]};
-                            end
-                        end
-                    end
-                end
-                for (p = 0; p < E; p = p + 1) begin : g_cmp
-                    logic [CW-1:0]  a, t;
-                    logic [CW:0]    d;          // {a - t - dir, carry-in bit}
-                    logic [T_W-1:0] tj;         // this level's threshold
-                    if (j == 0) begin : g_t0
-                        assign tj = lt[p*2*T_W +: T_W];
-                    end else begin : g_tn       // the child chosen by the bit found at level j-1
-                        assign tj = lp[(j*E + p)*S] ? lt[(j*E + p)*2*T_W + T_W +: T_W]
-                                                    : lt[(j*E + p)*2*T_W +: T_W];
-                    end
-                    if (IN_SIGNED != 0) begin : g_s
-                        assign a = CW'($signed(la[j*AW + p*IN_EW +: IN_EW]));
-                    end else begin : g_u
-                        assign a = CW'($signed({1'b0, la[j*AW + p*IN_EW +: IN_EW]}));
-                    end
-                    assign t = CW'($signed(tj));
-                    // a + ~t + !dir: a - t (dir +1) or a - t - 1 (dir -1); bit = result >= 0,
-                    // i.e. t <= x (counting T <= x) or t < x (counting T < x)
-                    assign d = {a, 1'b1} + {~t, ~ld[j*E + p]};
-                    assign lh[j*E + p] = !d[CW];
-                end
-            end
-            assign y_valid = lv[S-1];
-            for (p = 0; p < E; p = p + 1) begin : g_out
-                logic [S-1:0] c, cnt;
-                assign c = {lp[((S-1)*E + p)*S +: S-1], lh[(S-1)*E + p]};
-                assign cnt = ld[(S-1)*E + p] ? ~c : c;      // direction -1: N_THRES - #{T < x}
-                if (OUT_BIPOLAR != 0) begin : g_bip
-                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(cnt[0]);
-                end else begin : g_int
-                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(Y_MIN) + OUT_EW'(cnt);
-                end
+        for (p = 0; p < E; p = p + 1) begin : g_ext
+            if (IN_SIGNED != 0) begin : g_s
+                assign xs[p*XW +: XW] = XW'($signed(x1[p*IN_EW +: IN_EW]));
+            end else begin : g_u
+                assign xs[p*XW +: XW] = {1'b0, x1[p*IN_EW +: IN_EW]};
             end
         end
     endgenerate
+
+    bnn_thres_step #(.N(E), .G(CF), .X_W(XW), .N_THRES(N_THRES), .T_W(T_W), .THRES_FILE(THRES_FILE),
+                     .DIR_FILE(DIR_FILE), .THRES_SEARCH(THRES_SEARCH), .OUT_EW(OUT_EW),
+                     .OUT_BIPOLAR(OUT_BIPOLAR), .Y_MIN(Y_MIN)) u_act (
+        .clk(clk), .rst(rst), .adv(adv), .t_rd(step), .grp(cf), .x_valid(v1), .x(xs),
+        .y_valid(y_valid), .y(y));
 
     // ------------------------------------------------------------------ output register + skid
     logic [E*OUT_EW-1:0] skid_data;
