@@ -262,3 +262,16 @@ def test_compare_maps_finn_bits_and_popcounts_onto_the_golden_integers(tmp_path)
     rep = compare_step(bad, "folded_hls_cppsim", _ir_two_layers(), golden)
     assert not rep["all_layers_equal"] and not rep["all_labels_equal"]
     assert [l["differing"] for l in rep["layers"]] == [1, 0]
+
+
+def test_a_window_feeding_a_pool_takes_the_pools_pe():
+    """InferPool puts a (depthwise) window generator in front of FINN's Pool: it streams the pool's PE."""
+    plan = ordered_plan(_tiny_graph(), _folding({"mv0": {"pe": 4, "simd": 8}, "thr": {"pe": 2},
+                                                 "mv1": {"pe": 2, "simd": 16}, "sel": {"pe": 5}}))
+    plan["elementwise"]["Pool"] = [{"ir": "pool", "pe": 4, "channels": 16, "cycles": 64}]
+    nodes = _finn_nodes() + [
+        {"name": "ConvolutionInputGenerator_hls_1", "op_type": "ConvolutionInputGenerator_hls", "inputs": ["s"],
+         "outputs": ["pw"], "attrs": {"IFMChannels": 16, "SIMD": 1}},
+        {"name": "Pool_hls_0", "op_type": "Pool_hls", "inputs": ["pw"], "outputs": ["po"], "attrs": {"Channels": 16}}]
+    cfg = finn_folding_config(plan, nodes)
+    assert cfg["Pool_hls_0"] == {"PE": 4} and cfg["ConvolutionInputGenerator_hls_1"] == {"SIMD": 4}

@@ -117,14 +117,156 @@ class SetIntegerThresholdTypes:
         return model
 
 
+def _perm(node) -> list[int]:
+    return next((list(a.ints) for a in node.attribute if a.name == "perm"), [])
+
+
+class BipolarPadToFMPadding:
+    """``Transpose(NHWC->NCHW) -> Pad -> Transpose(NCHW->NHWC)`` in front of a binary conv becomes one
+    NHWC ``FMPadding``. The student pads with -1 so that a binary conv sees only +-1; after
+    ConvertBipolarMatMulToXnorPopcount those activations are BINARY 0/1, where bit 0 stands for -1,
+    so the Pad's constant -1 is FMPadding's 0 (and a Pad of 0 on integer data is FMPadding as is).
+    Any other constant is left alone (the partition step then names the node)."""
+
+    def __call__(self, model):
+        for pad in list(model.get_nodes_by_op_type("Pad")):
+            before = model.find_producer(pad.input[0])
+            after = model.find_consumers(pad.output[0]) or []
+            if (before is None or before.op_type != "Transpose" or _perm(before) != [0, 3, 1, 2]
+                    or len(after) != 1 or after[0].op_type != "Transpose" or _perm(after[0]) != [0, 2, 3, 1]):
+                continue
+            pads = model.get_initializer(pad.input[1])
+            value = model.get_initializer(pad.input[2]) if len(pad.input) > 2 and pad.input[2] else 0
+            dt = model.get_tensor_datatype(pad.input[0])
+            value = float(np.asarray(value).reshape(-1)[0]) if value is not None else 0.0
+            if pads is None or list(pads[[0, 1, 4, 5]]) != [0, 0, 0, 0]:
+                continue
+            if not ((dt == DataType["BINARY"] and value == -1.0) or (value == 0.0 and dt.is_integer())):
+                continue
+            nhwc = before.input[0]
+            _, h, w, c = model.get_tensor_shape(nhwc)
+            fm = helper.make_node("FMPadding", [nhwc], [after[0].output[0]], domain="finn.custom_op.fpgadataflow",
+                                  backend="fpgadataflow", ImgDim=[h, w],
+                                  Padding=[int(pads[2]), int(pads[3]), int(pads[6]), int(pads[7])],
+                                  NumChannels=c, inputDataType=dt.name, SIMD=c, name=f"FMPadding_{pad.name}")
+            graph = model.graph
+            graph.node.insert(list(graph.node).index(pad), fm)
+            graph.node.remove(pad)
+            graph.node.remove(after[0])
+            if not model.find_consumers(before.output[0]):
+                graph.node.remove(before)
+            model.set_tensor_datatype(fm.output[0], dt)
+        return model
+
+
+class MoveScalarMulPastConcat:
+    """``Mul(a, s), Mul(b, s) -> Concat`` becomes ``Concat(a, b) -> Mul(s)`` when every input is a Mul by
+    the same scalar (the Bi-Real downsampling shortcut: both halves carry the shortcut quantizer's
+    scale). FINN has no such reorder; after it, MoveLinearPastEltwiseAdd takes the Mul past the add."""
+
+    def __call__(self, model):
+        for concat in list(model.get_nodes_by_op_type("Concat")):
+            muls = [model.find_producer(i) for i in concat.input]
+            if not muls or any(m is None or m.op_type != "Mul" for m in muls):
+                continue
+            scales = [model.get_initializer(m.input[1]) for m in muls]
+            if any(sc is None or np.asarray(sc).size != 1 for sc in scales):
+                continue
+            if len({float(np.asarray(sc).reshape(-1)[0]) for sc in scales}) != 1:
+                continue
+            if any(len(model.find_consumers(m.output[0]) or []) != 1 for m in muls):
+                continue
+            out = concat.output[0]
+            mid = model.make_new_valueinfo_name()
+            model.set_tensor_shape(mid, model.get_tensor_shape(out))
+            for k, m in enumerate(muls):
+                concat.input[k] = m.input[0]
+            concat.output[0] = mid
+            graph = model.graph
+            new = helper.make_node("Mul", [mid, muls[0].input[1]], [out], name=f"{concat.name}_scale")
+            graph.node.insert(list(graph.node).index(concat) + 1, new)
+            for m in muls:
+                graph.node.remove(m)
+        return model
+
+
+class AveragePoolToSumPool:
+    """``Mul(s) -> AveragePool(k, stride k)`` on integer data (the Bi-Real downsampling shortcut)
+    becomes ``QuantAvgPool2d`` summing each window exactly (obits = the accumulator's width, so no
+    shift) followed by ``Mul(s / k^2)``: the sum is integer, and the scale then moves past the fork
+    into both thresholds. FINN's InferPool turns QuantAvgPool2d into its Pool layer; a float
+    AveragePool it does not take. The project's IR does the same (SumPool)."""
+
+    def __call__(self, model):
+        for pool in list(model.get_nodes_by_op_type("AveragePool")):
+            attrs = {a.name: helper.get_attribute_value(a) for a in pool.attribute}
+            k, st = list(attrs.get("kernel_shape", [])), list(attrs.get("strides", [1, 1]))
+            if len(k) != 2 or k[0] != k[1] or st != k or any(attrs.get("pads", [0, 0, 0, 0])):
+                continue
+            mul = model.find_producer(pool.input[0])
+            if mul is None or mul.op_type != "Mul" or len(model.find_consumers(mul.output[0]) or []) != 1:
+                continue
+            scale = model.get_initializer(mul.input[1])
+            dt = model.get_tensor_datatype(mul.input[0])
+            if scale is None or np.asarray(scale).size != 1 or not dt.is_integer():
+                continue
+            kk = k[0] * k[0]
+            ibits = dt.bitwidth()
+            obits = int((2 ** ibits - 1) * kk).bit_length()
+            summed = model.make_new_valueinfo_name()
+            model.set_tensor_shape(summed, model.get_tensor_shape(pool.output[0]))
+            qap = helper.make_node("QuantAvgPool2d", [mul.input[0]], [summed], domain="qonnx.custom_op.general",
+                                   stride=k[0], kernel=k[0], ibits=ibits, obits=obits, signed=int(dt.signed()),
+                                   data_layout="NCHW", name=f"SumPool_{pool.name}")
+            new_scale = model.make_new_valueinfo_name()
+            model.set_initializer(new_scale, (np.asarray(scale, dtype=np.float32) / kk).astype(np.float32))
+            rescale = helper.make_node("Mul", [summed, new_scale], [pool.output[0]], name=f"{pool.name}_scale")
+            graph = model.graph
+            at = list(graph.node).index(mul)
+            graph.node.insert(at, rescale)
+            graph.node.insert(at, qap)
+            graph.node.remove(mul)
+            graph.node.remove(pool)
+        return model
+
+
+class TransposesPastConcat:
+    """``Transpose(NHWC->NCHW)`` on every input of a channel ``Concat`` (axis 1) and
+    ``Transpose(NCHW->NHWC)`` on its output: the same Concat on the NHWC tensors (last axis), which
+    InferConcatLayer turns into StreamingConcat. Left by the thresholds of the downsampling shortcut."""
+
+    def __call__(self, model):
+        for concat in list(model.get_nodes_by_op_type("Concat")):
+            axis = next((a.i for a in concat.attribute if a.name == "axis"), None)
+            ins = [model.find_producer(i) for i in concat.input]
+            outs = model.find_consumers(concat.output[0]) or []
+            if (axis != 1 or any(t is None or t.op_type != "Transpose" or _perm(t) != [0, 3, 1, 2] for t in ins)
+                    or len(outs) != 1 or outs[0].op_type != "Transpose" or _perm(outs[0]) != [0, 2, 3, 1]):
+                continue
+            if any(len(model.find_consumers(t.output[0]) or []) != 1 for t in ins):
+                continue
+            graph = model.graph
+            for k, t in enumerate(ins):
+                concat.input[k] = t.input[0]
+                graph.node.remove(t)
+            concat.output[0] = outs[0].output[0]
+            for a in concat.attribute:
+                if a.name == "axis":
+                    a.i = 3
+            graph.node.remove(outs[0])
+        return model
+
+
 def _streamline_residual(model):
     """The linear-transformation loop of residual graphs (scales past forks, then past adds)."""
+    model = _tidy(AveragePoolToSumPool()(model))
     for _ in range(4):
         for t in (reorder.MoveScalarLinearPastInvariants(), Streamline(), reorder.MoveLinearPastFork(),
                   reorder.MoveLinearPastEltwiseAdd(), reorder.MoveScalarLinearPastInvariants(),
                   CollapseRepeatedMul(), reorder.MoveMulPastMaxPool(), absorb.AbsorbMulIntoMultiThreshold(),
                   absorb.AbsorbAddIntoMultiThreshold(), Streamline()):
             model = model.transform(t)
+        model = _tidy(MoveScalarMulPastConcat()(model))
     return model
 
 
@@ -164,17 +306,32 @@ def step_bnn_streamline(model, cfg):
 def step_bnn_convert_to_hw(model, cfg):
     """Every node that has a FINN HW layer becomes one, residual joins and forks included."""
     model = model.transform(to_hw.InferAddStreamsLayer())
-    model = model.transform(to_hw.InferDuplicateStreamsLayer())
     model = model.transform(to_hw.InferBinaryMatrixVectorActivation())
     model = model.transform(to_hw.InferQuantizedMatrixVectorActivation())
     model = model.transform(to_hw.InferLabelSelectLayer())
     model = model.transform(to_hw.InferThresholdingLayer())   # the input quantizer, the shortcut ones
     model = model.transform(InferDataLayouts())
     model = model.transform(to_hw.InferGlobalAccPoolLayer())
+    # the global pool's 1/N, with the classifier's scale, goes past the classifier into the TopK
+    for t in (reorder.MoveScalarLinearPastInvariants(), reorder.MoveScalarMulPastMatMul(),
+              absorb.AbsorbScalarMulAddIntoTopK()):
+        model = model.transform(t)
     model = model.transform(to_hw.InferConcatLayer())
     model = model.transform(to_hw.InferStreamingMaxPool())
     model = model.transform(to_hw.InferPool())
     model = model.transform(to_hw.InferConvInpGen())
+    model = BipolarPadToFMPadding()(model)
+    # transposes InferThresholdingLayer and InferPool put around the NCHW shortcut island; the forks
+    # become DuplicateStreams only after them, so that each fork ends up on the NHWC stream
+    for _ in range(3):
+        model = model.transform(reorder.MoveTransposePastFork())
+        model = model.transform(absorb.AbsorbConsecutiveTransposes())
+        model = TransposesPastConcat()(model)
+    model = model.transform(InferShapes())
+    model = model.transform(to_hw.InferConcatLayer())
+    model = model.transform(to_hw.InferDuplicateStreamsLayer())
+    model = model.transform(to_hw.InferQuantizedMatrixVectorActivation())
+    model = model.transform(to_hw.InferLabelSelectLayer())
     model = model.transform(RemoveCNVtoFCFlatten())
     model = model.transform(absorb.AbsorbConsecutiveTransposes())
     model = model.transform(InferShapes())

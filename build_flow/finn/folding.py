@@ -11,10 +11,11 @@ Two halves, one per environment:
   - MVAU nodes take the IR MatrixVector layers' PE/SIMD in order (both lists are in dataflow order;
     their counts and matrix shapes must agree);
   - a ConvolutionInputGenerator (and the FMPadding in front of it) takes gcd(SIMD, channels) of the
-    MVAU it feeds, as the project's window does (FINN's InsertDWC packs its beats up to the SIMD);
-  - an element-wise node (Thresholding, AddStreams, DuplicateStreams, pools, StreamingConcat,
-    LabelSelect) takes the PE of the IR layer of the same kind in the same position when FINN has as
-    many nodes of that kind as the IR has layers; otherwise (FINN split or merged them) the smallest PE
+    MVAU it feeds, as the project's window does (FINN's InsertDWC packs its beats up to the SIMD), or
+    the PE of the Pool it feeds;
+  - an element-wise node (Thresholding, AddStreams, DuplicateStreams, pools, LabelSelect) takes the PE
+    of the IR layer of the same kind in the same position when FINN has as many nodes of that kind as
+    the IR has layers; otherwise (FINN split or merged them) the smallest PE
     that keeps it within a quarter of the planned frame interval, as the planner does for its own.
 
 A folding that does not fit raises :class:`FoldingError` naming the node and the field.
@@ -37,7 +38,8 @@ IR_TO_FINN = {
     "Concat": "StreamingConcat",
     "LabelSelect": "LabelSelect",
 }
-# FINN kind -> (folding attribute, attribute holding the count it must divide)
+# FINN kind -> (folding attribute, attribute holding the count it must divide). StreamingConcat has no
+# folding attribute at the pinned commit (one element per cycle), so it is not listed.
 FINN_FOLD_ATTR = {
     "Thresholding": ("PE", "NumChannels"),
     "AddStreams": ("PE", "NumChannels"),
@@ -46,7 +48,6 @@ FINN_FOLD_ATTR = {
     "Pool": ("PE", "Channels"),
     "GlobalAccPool": ("PE", "NumChannels"),
     "LabelSelect": ("PE", "Labels"),
-    "StreamingConcat": ("SIMD", "ChannelsPerStream"),
     "ConvolutionInputGenerator": ("SIMD", "IFMChannels"),
     "FMPadding": ("SIMD", "NumChannels"),
 }
@@ -124,12 +125,14 @@ def finn_folding_config(plan: dict, nodes: list[dict]) -> dict:
     for n in nodes:
         by_kind.setdefault(finn_kind(n["op_type"]), []).append(n)
     interval = max(1, int(plan.get("interval_cycles") or 1))
-    for node in nodes:
+    windows = ("ConvolutionInputGenerator", "FMPadding")
+    # windows last: each takes its consumer's folding (an MVAU's SIMD, or a Pool's PE)
+    for node in sorted(nodes, key=lambda n: finn_kind(n["op_type"]) in windows):
         kind = finn_kind(node["op_type"])
         if kind not in FINN_FOLD_ATTR:
             continue
         field, count_attr = FINN_FOLD_ATTR[kind]
-        if kind in ("ConvolutionInputGenerator", "FMPadding"):
+        if kind in windows:
             value = math.gcd(_window_simd(node, consumers, config), _count(node, count_attr))
         else:
             ir_layers = plan["elementwise"].get(kind, [])
@@ -152,16 +155,21 @@ def _consumers(nodes: list[dict]) -> dict[str, list[dict]]:
 
 
 def _window_simd(node: dict, consumers: dict, config: dict) -> int:
-    """SIMD of the MVAU fed by this window generator (through a FMPadding and a SWG)."""
+    """The parallelism of what this window generator feeds (through a FMPadding and a SWG): an
+    MVAU's SIMD, or a Pool's PE (the pool's window generator is depthwise: one channel group per beat)."""
     current = node
     for _ in range(3):
         nxt = [c for t in current.get("outputs", []) for c in consumers.get(t, [])]
         if len(nxt) != 1:
             break
         current = nxt[0]
-        if finn_kind(current["op_type"]) == "MVAU":
+        kind = finn_kind(current["op_type"])
+        if kind == "MVAU":
             return config[current["name"]]["SIMD"]
-    raise FoldingError(f"FINN node {node['name']} ({node['op_type']}): SIMD: no single MVAU consumer to take it from")
+        if kind == "Pool":
+            return config[current["name"]]["PE"]
+    raise FoldingError(f"FINN node {node['name']} ({node['op_type']}): SIMD: no single MVAU or Pool consumer to "
+                       f"take it from")
 
 
 def _count(node: dict, count_attr: str) -> int:
