@@ -47,21 +47,19 @@ module bnn_thres_step #(
     localparam int L2 = 1 << $clog2(N_THRES);              // popcount-tree leaves
     genvar p, j;
 
+    // directions (1 = -1) of group grp: both circuits read them the same way
+    logic [N-1:0] dmem [0:G-1];
+    logic [N-1:0] dq;
+    initial if (DIR_FILE != "") $readmemh(DIR_FILE, dmem);
+    always_ff @(posedge clk) if (t_rd) dq <= dmem[grp];
+
     generate
         if (THRES_SEARCH == 0 || N_THRES == 1) begin : g_par
             // thresholds of group grp, read the cycle before its elements arrive
             logic [TWW-1:0]     tmem [0:G-1];
-            logic [N-1:0]       dmem [0:G-1];
             initial if (THRES_FILE != "") $readmemh(THRES_FILE, tmem);
-            initial if (DIR_FILE != "") $readmemh(DIR_FILE, dmem);
             logic [TWW-1:0]     tq;
-            logic [N-1:0]       dq;
-            always_ff @(posedge clk) begin
-                if (t_rd) begin
-                    tq <= tmem[grp];
-                    dq <= dmem[grp];
-                end
-            end
+            always_ff @(posedge clk) if (t_rd) tq <= tmem[grp];
             assign y_valid = x_valid;
             /* verilator lint_off UNUSEDSIGNAL */
             logic unused;
@@ -108,16 +106,12 @@ module bnn_thres_step #(
             localparam int S = $clog2(N_THRES + 1);
             localparam int AW = N * X_W;
             logic [T_W*N-1:0]   t0mem [0:G-1];
-            logic [N-1:0]       dmem [0:G-1];
             initial if (THRES_FILE != "") $readmemh({THRES_FILE, "0.mem"}, t0mem);
-            initial if (DIR_FILE != "") $readmemh(DIR_FILE, dmem);
             logic [N*T_W-1:0]   q0;
-            logic [N-1:0]       dq;
             logic [GW-1:0]     grp1;
             always_ff @(posedge clk) begin
                 if (t_rd) begin
                     q0 <= t0mem[grp];
-                    dq <= dmem[grp];
                     grp1 <= grp;
                 end
             end
