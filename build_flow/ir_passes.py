@@ -62,6 +62,9 @@ class MergeDuplicateLayers(IRPass):
                 for other in g.layers:
                     other.inputs = [new if n == old else n for n in other.inputs]
                 g.outputs = {role: new if n == old else n for role, n in g.outputs.items()}
+                for probe in g.meta.get("probes", {}).values():   # the QONNX tensor is still computed
+                    if probe["ir"] == old:
+                        probe["ir"] = new
                 del g.tensors[old]
             for k in self.ARRAYS:
                 if k in layer.attrs:

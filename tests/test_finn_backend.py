@@ -275,3 +275,156 @@ def test_a_window_feeding_a_pool_takes_the_pools_pe():
         {"name": "Pool_hls_0", "op_type": "Pool_hls", "inputs": ["pw"], "outputs": ["po"], "attrs": {"Channels": 16}}]
     cfg = finn_folding_config(plan, nodes)
     assert cfg["Pool_hls_0"] == {"PE": 4} and cfg["ConvolutionInputGenerator_hls_1"] == {"SIMD": 4}
+
+
+# ---------------------------------------------------------------- threshold types
+
+def test_threshold_type_holds_the_input_range_not_only_the_thresholds():
+    """FINN's HLS Thresholding casts its input to the threshold type: INT4 thresholds on an INT6 input
+    truncate 8 to -8 (the flagship's cppsim mismatch). The type must hold both ranges."""
+    from build_flow.finn.threshold_types import int_type_name, threshold_type_name
+
+    assert threshold_type_name(-6, 5, -32, 31) == "INT6"      # was INT4 from the thresholds alone
+    assert threshold_type_name(-31, 31, -64, 63) == "INT7"    # a shortcut re-quantizer after AddStreams
+    assert threshold_type_name(-33, 32, -32, 31) == "INT7"    # RoundAndClip's in.min-1 / in.max+1
+    assert threshold_type_name(0, 552, 0, 504) == "UINT10"    # a popcount; thresholds beyond MW
+    assert threshold_type_name(3, 9, 0, 255) == "UINT8"
+    assert threshold_type_name(-5175, 4886, 0, 255) == "INT14"
+    for lo, hi in [(-1, 0), (0, 1), (-128, 127), (-129, 0), (0, 256), (-7, 300)]:
+        name = int_type_name(lo, hi)
+        bits = int(name.lstrip("UINT"))
+        tmin, tmax = ((0, 2 ** bits - 1) if name.startswith("U") else (-2 ** (bits - 1), 2 ** (bits - 1) - 1))
+        assert tmin <= lo and hi <= tmax, (lo, hi, name)
+        narrower = bits - 1
+        if narrower >= 2:
+            nmin, nmax = ((0, 2 ** narrower - 1) if name.startswith("U")
+                          else (-2 ** (narrower - 1), 2 ** (narrower - 1) - 1))
+            assert lo < nmin or hi > nmax, (lo, hi, name)   # the narrowest
+    with pytest.raises(ValueError, match="empty range"):
+        int_type_name(3, 2)
+
+
+# ---------------------------------------------------------------- exact thresholds from the IR
+
+def test_ir_thresholds_fix_finns_round_half_up_at_ties():
+    """The downsampling shortcut re-quantizes a sum of four values: round(s / 4) half to even, as the
+    student does. FINN's analytic thresholds ((k + 1/2)·4, x >= T) round every tie up; the IR's,
+    found on every integer, do not. reconcile() gives FINN's node the IR's step function."""
+    from build_flow.finn.exact_thresholds import IRThresholds, reconcile
+    from build_flow.thresholds import find_thresholds
+
+    lo, hi, y_lo, y_hi = -128, 124, -32, 31
+    def levels(acc):
+        return np.clip(np.round(acc / 4), y_lo, y_hi).astype(np.int64)[:, None]   # numpy rounds half to even
+    th = find_thresholds(levels, lo, hi, y_lo, y_hi, 1)
+    ir = IRThresholds("Quant_6", th.values, th.direction, th.y_min, lo, hi, None)
+    finn = ((np.arange(y_lo, y_hi) + 0.5) * 4)[None, :].repeat(3, axis=0)        # 3 channels, per-channel rows
+    x = np.arange(lo, hi + 1)
+    def apply(t):
+        return y_lo + (x[:, None] >= t[0][None, :]).sum(axis=1)
+    assert not np.array_equal(apply(np.ceil(finn)), levels(x)[:, 0])             # FINN's: wrong at ties
+    new, changed = reconcile("MultiThreshold_9", finn, ir, -128, 127)
+    assert new.shape == (3, 63) and changed == 3 * 32                               # every other boundary is a tie
+    assert np.array_equal(apply(new), levels(x)[:, 0])
+
+
+def test_popcount_domain_of_an_xnor_layer():
+    """acc = 2p - MW: acc >= T  <=>  p >= ceil((T + MW) / 2), for odd and even T and MW, and
+    unreachable thresholds stay unreachable."""
+    from build_flow.finn.exact_thresholds import IRThresholds, to_popcount
+
+    rng = np.random.default_rng(0)
+    for mw in (27, 504, 9):
+        t = np.sort(rng.integers(-mw - 2, mw + 3, size=(4, 7)), axis=1)
+        pc = to_popcount(IRThresholds("Conv_1", t, np.ones(4, np.int64), -4, -mw, mw, mw))
+        assert (pc.lo, pc.hi, pc.mw) == (0, mw, None)
+        p = np.arange(0, mw + 1)
+        for c in range(4):
+            acc = 2 * p - mw
+            assert np.array_equal((acc[:, None] >= t[c][None, :]).sum(1), (p[:, None] >= pc.values[c][None, :]).sum(1))
+    with pytest.raises(ValueError, match="not a MatrixVector"):
+        to_popcount(IRThresholds("thr", t, np.ones(4, np.int64), 0, -1, 1, None))
+
+
+def test_reconcile_accepts_unreachable_differences_and_names_real_disagreements():
+    from build_flow.finn.exact_thresholds import IRThresholds, ThresholdMismatch, reconcile
+
+    ir = IRThresholds("Conv_3", np.array([[3, 5, 11]]), np.ones(1, np.int64), 0, 0, 10, None)
+    # FINN clips an unreachable threshold elsewhere (40 vs the IR's 11, over inputs 0..10): same function
+    new, changed = reconcile("MultiThreshold_2", np.array([[3.0, 5.0, 40.0]]), ir, 0, 10)
+    assert changed == 0 and new.tolist() == [[3.0, 5.0, 11.0]]
+    # a float threshold between integers means its ceiling; one step off is a tie and is taken from the IR
+    new, changed = reconcile("MultiThreshold_2", np.array([[2.5, 6.0, 11.0]]), ir, 0, 10)
+    assert changed == 1 and new.tolist() == [[3.0, 5.0, 11.0]]
+    with pytest.raises(ThresholdMismatch, match=r"MultiThreshold_2.*Conv_3.*channel 0, threshold 1"):
+        reconcile("MultiThreshold_2", np.array([[3.0, 8.0, 11.0]]), ir, 0, 10)
+    with pytest.raises(ThresholdMismatch, match="2 vs 3 thresholds per channel"):
+        reconcile("MultiThreshold_2", np.array([[3.0, 5.0]]), ir, 0, 10)
+    dec = IRThresholds("Conv_3", np.array([[3, 5, 9]]), -np.ones(1, np.int64), 0, 0, 10, None)
+    with pytest.raises(ThresholdMismatch, match="decreasing"):
+        reconcile("MultiThreshold_2", np.array([[3.0, 5.0, 9.0]]), dec, 0, 10)
+
+
+def test_ir_thresholds_found_through_probes_for_each_layer_kind():
+    """QONNX tensor -> (probe) IR tensor -> the layer computing it: a MatrixVector layer's thresholds
+    over its accumulator range, a saturating add's clip, none for a layer without thresholds."""
+    from build_flow.finn.exact_thresholds import ir_thresholds
+
+    g = _tiny_graph()
+    g.arrays["t1"] = np.array([[-20, 0, 20]] * 16)
+    g.arrays["d1"] = np.ones(16, np.int8)
+    g.layers[1].attrs.update(thresholds="t1", direction="d1")
+    g.tensors["b"] = Tensor("b", (4, 4, 16), "INT4")
+    g.tensors["y"] = Tensor("y", (4, 4, 16), "INT4")
+    g.layers.append(Layer("Quant_3", "AddSat", ["a", "b"], ["y"]))
+    g.meta["probes"] = {"Quant_2_out0": {"ir": "a"}, "Quant_3_out0": {"ir": "y"}, "Gemm_out0": {"ir": "f"}}
+    mv = ir_thresholds(g, "Quant_2_out0")
+    assert mv.layer == "mv0" and mv.mw == 72 and (mv.lo, mv.hi) == (-72 * 8, 72 * 8) and mv.values.shape == (16, 3)
+    assert mv.weights.shape == (16, 72)
+    sat = ir_thresholds(g, "Quant_3_out0")
+    assert sat.layer == "Quant_3" and sat.values.tolist() == [list(range(-7, 8))] and (sat.lo, sat.hi) == (-16, 14)
+    assert ir_thresholds(g, "Gemm_out0") is None and ir_thresholds(g, "unknown") is None
+
+
+def test_a_negative_channel_scale_moved_into_finns_weights():
+    """FINN moves the sign of a negative per-channel scale into the binary weights; the IR keeps the
+    weights and counts that channel down (acc <= T). Over -acc the IR's thresholds become increasing
+    ones, -T; the step functions agree on every accumulator, also through the popcount domain."""
+    from build_flow.finn.exact_thresholds import (IRThresholds, ThresholdMismatch, orient, to_popcount,
+                                                  weight_signs)
+
+    rng = np.random.default_rng(1)
+    mw, ch = 9, 4
+    w_ir = rng.choice([-1, 1], size=(ch, mw))
+    t = np.sort(rng.integers(-mw, mw + 1, size=(ch, 3)), axis=1)
+    direction = np.array([1, -1, 1, -1])
+    ir = IRThresholds("Conv_0", t, direction, 0, -mw, mw, mw, w_ir)
+    signs = direction.copy()                                   # FINN flipped the decreasing channels
+    w_finn_bits = ((w_ir * signs[:, None]).T + 1) // 2         # (window, out) bits 0/1
+    assert weight_signs(ir, w_finn_bits, xnor=True).tolist() == signs.tolist()
+    assert weight_signs(ir, (w_ir * signs[:, None]).T, xnor=False).tolist() == signs.tolist()
+    o = orient(ir, signs)
+    assert np.all(o.direction == 1) and (o.lo, o.hi) == (-mw, mw)
+    pc = to_popcount(o)
+    p = np.arange(0, mw + 1)
+    x = rng.choice([-1, 1], size=(50, mw))
+    for c in range(ch):
+        acc = x @ w_ir[c]                                       # the IR's accumulator
+        want = np.where(direction[c] > 0, (acc[:, None] >= t[c]).sum(1), (acc[:, None] <= t[c]).sum(1))
+        acc_finn = x @ (w_ir[c] * signs[c])                     # FINN's, with the sign in the weights
+        popcount = (acc_finn + mw) // 2
+        assert np.array_equal((popcount[:, None] >= pc.values[c]).sum(1), want)
+    # a constant channel (thresholds out of range; the IR calls it increasing) stays constant over -acc
+    const = IRThresholds("Conv_0", np.array([[-20, 3, 20], [-20, -15, -12]]), np.array([1, 1]), 0, -mw, mw, mw,
+                         w_ir[:2])
+    o = orient(const, np.array([-1, -1]))
+    assert o.direction.tolist() == [-1, 1]   # channel 0 really is increasing: over -acc it decreases
+    acc = np.arange(-mw, mw + 1)
+    assert np.array_equal((-acc[:, None] >= o.values[1]).sum(1), np.full(len(acc), 3))   # always 3 levels up
+    with pytest.raises(ThresholdMismatch, match="decreasing"):   # channel 0 is not constant: really decreasing
+        from build_flow.finn.exact_thresholds import reconcile
+        reconcile("MultiThreshold_0", np.zeros((2, 3)), o, -mw, mw)
+    scrambled = w_finn_bits.copy()
+    scrambled[0, 2] ^= 1
+    with pytest.raises(ThresholdMismatch, match="output channel 2 are neither"):
+        weight_signs(ir, scrambled, xnor=True)

@@ -41,5 +41,7 @@ def test_cnv_cppsim_equals_golden(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads((tmp_path / "finn" / "compare.json").read_text())["cppsim"]
     assert rep["images"] == 8 and rep["all_layers_equal"] and rep["all_labels_equal"]
+    exact = json.loads((tmp_path / "finn" / "exact_thresholds.json").read_text())["nodes"]
+    assert exact and all(r["ir"] for r in exact)   # every MultiThreshold checked against the IR's thresholds
     assert (tmp_path / "finn" / "folding_config.json").exists()
     assert (tmp_path / "finn" / "report" / "estimate_network_performance.json").exists()

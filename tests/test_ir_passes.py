@@ -71,7 +71,9 @@ def test_merge_duplicate_layers_computes_a_requantization_once():
     assert "b" not in merged.tensors and "tb" not in merged.arrays
     x = image(seed=3)
     assert np.array_equal(run_numpy(merged, x)["logits"], run_numpy(g, x)["logits"])
-    assert set(merged.transform(PruneProbes()).meta["probes"]) == {"qa_out"}
+    # the merged quantizer's QONNX tensor is still computed, by the twin: its probe follows it
+    assert merged.meta["probes"]["qb_out"]["ir"] == "a"
+    assert set(merged.transform(PruneProbes()).meta["probes"]) == {"qa_out", "qb_out"}
     assert len(g.layers) == 3  # the input graph is untouched
 
 

@@ -1,7 +1,7 @@
 """The FINN build (finn-examples shape): QONNX file -> dataflow IP -> bitstream, in FINN's environment.
 
-    python -m build_flow.finn.build --model M.onnx --out DIR [--board Pynq-Z2] [--mode estimate|bitstream]
-        [--verify-input X.npy --verify-expected Y.npy] [--verify python,cppsim,rtlsim]
+    python -m build_flow.finn.build --model M.onnx --out DIR [--ir IR_DIR] [--board Pynq-Z2]
+        [--mode estimate|bitstream] [--verify-input X.npy --verify-expected Y.npy] [--verify python,cppsim,rtlsim]
 
 Runs inside the FINN docker image or a local FINN venv (setup_local_finn.sh); `python -m
 build_flow.finn.cli` prepares everything it reads (the QONNX export, DIR/bnn_plan.json with the
@@ -11,6 +11,7 @@ table of contents of the flow; every step saves its model under DIR/intermediate
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .boards import DEFAULT_BOARD, get_board
@@ -18,7 +19,7 @@ from .boards import DEFAULT_BOARD, get_board
 # Python-only (FINN's estimate steps + hw codegen): needs neither Vivado nor Vitis HLS
 ESTIMATE_STEPS = [
     "build_flow.finn.custom_steps:step_bnn_prepare",
-    "step_qonnx_to_finn",
+    "build_flow.finn.custom_steps:step_bnn_qonnx_to_finn",
     "step_tidy_up",
     "build_flow.finn.custom_steps:step_bnn_streamline",
     "build_flow.finn.custom_steps:step_bnn_convert_to_hw",
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m build_flow.finn.build", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="the QONNX file (python -m build_flow.export)")
     ap.add_argument("--out", required=True, help="FINN's output folder (DIR/bnn_plan.json: the folding)")
+    ap.add_argument("--ir", help="the project's IR of the same export (exact integer thresholds); "
+                                 "default: the 'ir' folder beside --model, where build_flow.compile writes it")
     ap.add_argument("--board", default=DEFAULT_BOARD)
     ap.add_argument("--mode", choices=("estimate", "bitstream"), default="estimate")
     ap.add_argument("--verify", default="", help="comma list of python, cppsim, rtlsim")
@@ -113,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     if verify and not (args.verify_input and args.verify_expected):
         ap.error("--verify needs --verify-input and --verify-expected")
     from finn.builder.build_dataflow import build_dataflow_cfg
+
+    os.environ["BNN_IR_DIR"] = os.path.abspath(args.ir or os.path.join(os.path.dirname(args.model), "ir"))
 
     cfg = make_config(args.out, args.board, args.mode, verify, args.verify_input, args.verify_expected)
     return build_dataflow_cfg(args.model, cfg)

@@ -101,8 +101,8 @@ def prepare(args, board, out: Path):
 
 def build_command(args, out: Path) -> list[str]:
     verify = [v for v in args.verify.split(",") if v]
-    return ["-m", "build_flow.finn.build", "--model", str(out / "compile" / "model.onnx"), "--out",
-            str(out / "finn"), "--board", args.board, "--mode", args.command,
+    return ["-m", "build_flow.finn.build", "--model", str(out / "compile" / "model.onnx"), "--ir",
+            str(out / "compile" / "ir"), "--out", str(out / "finn"), "--board", args.board, "--mode", args.command,
             *(["--verify", ",".join(verify), "--verify-input", str(out / "verify_input.npy"),
                 "--verify-expected", str(out / "verify_expected.npy")] if verify else [])]
 

@@ -12,9 +12,13 @@ in FINN's environment. What FINN's default steps do not do for a Bi-Real graph:
   the float scale multiplications in front of a fork and of an add are moved past them
   (``MoveLinearPastFork`` before ``MoveLinearPastEltwiseAdd``: the other order makes a circular graph)
   and absorbed into the thresholds of the shortcut re-quantization;
+* exact thresholds: each quantizer is tagged with the tensor it produces, the tag follows it onto its
+  MultiThreshold, and after streamlining every tagged MultiThreshold takes the IR's integer thresholds
+  (exact_thresholds.py: FINN's analytic ones round ties up, the student rounds half to even);
 * threshold datatypes: ``RoundAndClipThresholds`` types thresholds like their input, or leaves a
   threshold of exactly 0 as FLOAT32; here every integer threshold tensor gets the narrowest integer
-  type holding its values (FINN's Thresholding refuses float thresholds);
+  type holding its values and its input's (FINN's Thresholding refuses float thresholds, and its HLS
+  code truncates the input to the threshold type: threshold_types.py);
 * conversion to HW layers for what the residual graph contains: ``AddStreams`` for the joins,
   ``DuplicateStreams`` for the forks, the input quantizer as the first ``Thresholding`` layer,
   ``Pool`` (average pool as a sum), ``StreamingConcat``, ``GlobalAccPool``, ``LabelSelect``;
@@ -56,9 +60,20 @@ from finn.transformation.streamline import Streamline
 from finn.transformation.streamline.collapse_repeated import CollapseRepeatedMul
 from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
 
+from .exact_thresholds import TAG, ThresholdMismatch, ir_thresholds, orient, reconcile, to_popcount, weight_signs
 from .folding import finn_folding_config, specialize_config, write_json
+from .threshold_types import threshold_type_name
 
 PLAN_FILE = "bnn_plan.json"
+
+
+def ir_dir(cfg) -> str:
+    """The project's IR of the model being built: BNN_IR_DIR (build.py sets it from --ir)."""
+    path = os.environ.get("BNN_IR_DIR", "")
+    if not path or not os.path.isfile(os.path.join(path, "graph.json")):
+        raise FileNotFoundError(f"BNN_IR_DIR='{path}': no IR (graph.json) of the model; build.py --ir names it "
+                                f"(python -m build_flow.compile writes it beside the QONNX file)")
+    return path
 
 
 def _tidy(model):
@@ -74,7 +89,11 @@ def step_bnn_prepare(model, cfg):
     TopK goes in first, so that every verification step (Python, cppsim, rtlsim) compares the same
     thing, the predicted class. The pixel input's identity quantizer (UINT8, scale 1, zero point 0: what
     PixelInput exports) is an annotation, not an operation: it is removed and the graph input typed
-    UINT8 instead (FINN converts only signed identity quantizers)."""
+    UINT8 instead (FINN converts only signed identity quantizers). Every quantizer is tagged first with
+    the tensor it produces in the exported file, the key of its IR layer (exact thresholds, below)."""
+    for n in model.graph.node:
+        if n.op_type in ("Quant", "BipolarQuant") and not n.doc_string.startswith(TAG):
+            n.doc_string = TAG + n.output[0]
     model = _tidy(model)
     model = model.transform(InsertTopK(k=1))
     model = _tidy(model)
@@ -96,24 +115,87 @@ def step_bnn_prepare(model, cfg):
     return _tidy(model)
 
 
+def step_bnn_qonnx_to_finn(model, cfg):
+    """FINN's step_qonnx_to_finn, with each quantizer's tag carried onto the MultiThreshold it becomes
+    (FINN makes a new node; the quantizer's output is now that of the MultiThreshold or of the scale
+    and bias nodes behind it)."""
+    from qonnx.util.cleanup import cleanup_model
+    from finn.builder.build_dataflow_steps import step_qonnx_to_finn
+
+    model = cleanup_model(model)   # FINN's step starts with it: the tensor names below are its
+    tags = {n.output[0]: n.doc_string for n in model.graph.node if n.doc_string.startswith(TAG)}
+    model = step_qonnx_to_finn(model, cfg)
+    for tensor, tag in tags.items():
+        node = model.find_producer(tensor)
+        while node is not None and node.op_type in ("Mul", "Add") and model.get_initializer(node.input[1]) is not None:
+            node = model.find_producer(node.input[0])
+        if node is not None and node.op_type == "MultiThreshold":
+            node.doc_string = tag
+    return model
+
+
+class ExactThresholdsFromIR:
+    """Every tagged MultiThreshold takes the IR's exact integer thresholds (exact_thresholds.py: FINN's
+    float derivation rounds ties up, the student rounds half to even). Writes exact_thresholds.json."""
+
+    def __init__(self, ir_dir: str, report: str | None = None):
+        self.ir_dir, self.report = ir_dir, report
+
+    def __call__(self, model):
+        from build_flow.ir import load_ir
+
+        graph = load_ir(self.ir_dir)
+        rows = []
+        for n in model.graph.node:
+            if n.op_type != "MultiThreshold" or not n.doc_string.startswith(TAG):
+                continue
+            tensor = n.doc_string[len(TAG):]
+            ir = ir_thresholds(graph, tensor)
+            if ir is None:   # nothing in the IR to check it against: FINN's thresholds stay
+                rows.append({"node": n.name, "qonnx": tensor, "ir": None, "changed": 0})
+                continue
+            producer = model.find_producer(n.input[0])
+            if ir.mw is not None:   # a MatrixVector layer: FINN's MatMul may carry negated weight columns
+                if producer is None or producer.op_type not in ("MatMul", "XnorPopcountMatMul") \
+                        or model.get_initializer(producer.input[1]) is None:
+                    raise ThresholdMismatch(f"MultiThreshold '{n.name}': IR layer '{ir.layer}' is a MatrixVector "
+                                            f"layer, but FINN's node reads {producer.op_type if producer else 'nothing'}")
+                xnor = producer.op_type == "XnorPopcountMatMul"
+                ir = orient(ir, weight_signs(ir, model.get_initializer(producer.input[1]), xnor))
+                if xnor:
+                    ir = to_popcount(ir)
+            idt = model.get_tensor_datatype(n.input[0])
+            new, changed = reconcile(n.name, model.get_initializer(n.input[1]), ir, int(idt.min()), int(idt.max()))
+            model.set_initializer(n.input[1], new)
+            rows.append({"node": n.name, "qonnx": tensor, "ir": ir.layer, "changed": changed})
+        if not any(r["ir"] for r in rows):
+            raise ThresholdMismatch(f"no MultiThreshold of the streamlined graph maps onto a threshold layer of the IR "
+                                    f"in {self.ir_dir} (are the QONNX file and the IR from the same export?)")
+        if self.report:
+            write_json({"ir": str(self.ir_dir), "nodes": rows}, self.report)
+        changed = sum(r["changed"] for r in rows)
+        print(f"exact thresholds: {sum(1 for r in rows if r['ir'])} MultiThresholds from the IR, "
+              f"{changed} threshold values moved by a rounding tie; {sum(1 for r in rows if not r['ir'])} without IR thresholds")
+        return model
+
+
 class SetIntegerThresholdTypes:
-    """Every MultiThreshold with an integer input and integral thresholds: thresholds typed as the
-    narrowest integer type holding them (not FLOAT32, not the input's type, which can overflow)."""
+    """Every MultiThreshold with an integer input and integral thresholds: thresholds typed to hold their
+    values and every input value (threshold_types.py: FINN's HLS Thresholding compares in the threshold
+    type, so a narrower one truncates the input; FLOAT32 ones it refuses)."""
 
     def __call__(self, model):
         for n in model.graph.node:
             if n.op_type != "MultiThreshold":
                 continue
-            if not model.get_tensor_datatype(n.input[0]).is_integer():
+            idt = model.get_tensor_datatype(n.input[0])
+            if not idt.is_integer():
                 continue
             t = model.get_initializer(n.input[1])
             if t is None or not np.array_equal(t, np.round(t)):
                 continue
-            lo, hi = int(t.min()), int(t.max())
-            dt = DataType.get_smallest_possible(lo) if lo < 0 else DataType.get_smallest_possible(hi)
-            while not (dt.allowed(lo) and dt.allowed(hi)):
-                dt = DataType[f"INT{dt.bitwidth() + 1}"]
-            model.set_tensor_datatype(n.input[1], dt)
+            name = threshold_type_name(t.min(), t.max(), idt.min(), idt.max())
+            model.set_tensor_datatype(n.input[1], DataType[name])
         return model
 
 
@@ -295,6 +377,7 @@ def step_bnn_streamline(model, cfg):
             model = model.transform(t)
     model = model.transform(absorb.AbsorbScalarMulAddIntoTopK())
     model = model.transform(RoundAndClipThresholds())
+    model = ExactThresholdsFromIR(ir_dir(cfg), os.path.join(cfg.output_dir, "exact_thresholds.json"))(model)
     model = SetIntegerThresholdTypes()(model)
     model = model.transform(InferDataLayouts())
     model = model.transform(RemoveUnusedTensors())

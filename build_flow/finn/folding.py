@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 # IR op -> FINN op kind (op_type without the _hls/_rtl suffix)
@@ -197,7 +198,10 @@ def specialize_config(nodes: list[dict]) -> dict:
 
 
 def write_json(doc: dict, path: str | Path) -> Path:
+    """Written to a temporary file beside `path`, then renamed: never half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
     return path
