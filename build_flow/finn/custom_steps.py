@@ -203,11 +203,27 @@ def _perm(node) -> list[int]:
     return next((list(a.ints) for a in node.attribute if a.name == "perm"), [])
 
 
+class BipolarPadToBits:
+    """A Pad of BINARY data with constant -1 pads with 0. ConvertBipolarMatMulToXnorPopcount turns the
+    student's +-1 activations into bits (0 stands for -1) but leaves the Pad's -1, which a Python
+    execution of the streamlined graph then rounds into the BINARY range at every image border."""
+
+    def __call__(self, model):
+        for pad in model.get_nodes_by_op_type("Pad"):
+            if len(pad.input) < 3 or not pad.input[2] or model.get_tensor_datatype(pad.input[0]) != DataType["BINARY"]:
+                continue
+            value = model.get_initializer(pad.input[2])
+            if value is not None and np.all(np.asarray(value) == -1):
+                model.set_initializer(pad.input[2], np.zeros_like(np.asarray(value)))
+        return model
+
+
 class BipolarPadToFMPadding:
     """``Transpose(NHWC->NCHW) -> Pad -> Transpose(NCHW->NHWC)`` in front of a binary conv becomes one
     NHWC ``FMPadding``. The student pads with -1 so that a binary conv sees only +-1; after
     ConvertBipolarMatMulToXnorPopcount those activations are BINARY 0/1, where bit 0 stands for -1,
-    so the Pad's constant -1 is FMPadding's 0 (and a Pad of 0 on integer data is FMPadding as is).
+    so the Pad's constant -1 is FMPadding's 0 (and a Pad of 0 on integer data, BipolarPadToBits' output
+    included, is FMPadding as is).
     Any other constant is left alone (the partition step then names the node)."""
 
     def __call__(self, model):
@@ -379,6 +395,7 @@ def step_bnn_streamline(model, cfg):
     model = model.transform(RoundAndClipThresholds())
     model = ExactThresholdsFromIR(ir_dir(cfg), os.path.join(cfg.output_dir, "exact_thresholds.json"))(model)
     model = SetIntegerThresholdTypes()(model)
+    model = BipolarPadToBits()(model.transform(InferDataTypes()))
     model = model.transform(InferDataLayouts())
     model = model.transform(RemoveUnusedTensors())
     if VerificationStepType.STREAMLINED_PYTHON in cfg._resolve_verification_steps():
