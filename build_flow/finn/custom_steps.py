@@ -219,12 +219,9 @@ class BipolarPadToBits:
 
 
 class BipolarPadToFMPadding:
-    """``Transpose(NHWC->NCHW) -> Pad -> Transpose(NCHW->NHWC)`` in front of a binary conv becomes one
-    NHWC ``FMPadding``. The student pads with -1 so that a binary conv sees only +-1; after
-    ConvertBipolarMatMulToXnorPopcount those activations are BINARY 0/1, where bit 0 stands for -1,
-    so the Pad's constant -1 is FMPadding's 0 (and a Pad of 0 on integer data, BipolarPadToBits' output
-    included, is FMPadding as is).
-    Any other constant is left alone (the partition step then names the node)."""
+    """``Transpose(NHWC->NCHW) -> Pad(0) -> Transpose(NCHW->NHWC)`` on integer data becomes one NHWC
+    ``FMPadding`` (the student's -1 padding of binary activations is a Pad of 0 by then:
+    BipolarPadToBits). Any other constant is left alone (the partition step then names the node)."""
 
     def __call__(self, model):
         for pad in list(model.get_nodes_by_op_type("Pad")):
@@ -239,7 +236,7 @@ class BipolarPadToFMPadding:
             value = float(np.asarray(value).reshape(-1)[0]) if value is not None else 0.0
             if pads is None or list(pads[[0, 1, 4, 5]]) != [0, 0, 0, 0]:
                 continue
-            if not ((dt == DataType["BINARY"] and value == -1.0) or (value == 0.0 and dt.is_integer())):
+            if value != 0.0 or not dt.is_integer():
                 continue
             nhwc = before.input[0]
             _, h, w, c = model.get_tensor_shape(nhwc)

@@ -13,18 +13,16 @@ FINN-free (plain integers in, a qonnx DataType name out) so the rule has a test 
 """
 from __future__ import annotations
 
+from build_flow.ir import int_dtype_for
+
 
 def int_type_name(lo: int, hi: int) -> str:
-    """The narrowest UINTn/INTn name holding every integer in [lo, hi] (BINARY is not an integer type
-    the HLS comparators take, so unsigned types start at UINT2; signed at INT2)."""
+    """The narrowest UINTn/INTn name holding every integer in [lo, hi], at least 2 bits (the IR's
+    int_dtype_for; a 1-bit type is BINARY to FINN, not an integer type its comparators take)."""
     if lo > hi:
         raise ValueError(f"empty range [{lo}, {hi}]")
-    if lo >= 0:
-        return f"UINT{max(2, int(hi).bit_length())}"
-    bits = 2
-    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
-        bits += 1
-    return f"INT{bits}"
+    name = int_dtype_for(int(lo), int(hi))
+    return name if int(name.lstrip("UINT")) >= 2 else name.replace("1", "2")
 
 
 def threshold_type_name(t_lo: int, t_hi: int, in_lo: int, in_hi: int) -> str:

@@ -46,6 +46,7 @@ module bnn_thres_step #(
     localparam int CNTW = $clog2(N_THRES + 1);
     localparam int L2 = 1 << $clog2(N_THRES);              // popcount-tree leaves
     genvar p, j;
+    logic [N*CNTW-1:0] counts;     // per element, the number of thresholds passed (both circuits)
 
     // directions (1 = -1) of group grp: both circuits read them the same way
     logic [N-1:0] dmem [0:G-1];
@@ -92,11 +93,7 @@ module bnn_thres_step #(
                     end
                     cnt = ct[CNTW +: CNTW];
                 end
-                if (OUT_BIPOLAR != 0) begin : g_bip
-                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(cnt[0]);
-                end else begin : g_int
-                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(Y_MIN) + OUT_EW'(cnt);
-                end
+                assign counts[p*CNTW +: CNTW] = cnt;
             end
         end else begin : g_search
             // binary search: level 0 is the cycle x holds the beat, levels 1 .. S-1 registers.
@@ -194,15 +191,19 @@ module bnn_thres_step #(
                 end
             end
             assign y_valid = lv[S-1];
-            for (p = 0; p < N; p = p + 1) begin : g_out
-                logic [S-1:0] c, cnt;
+            for (p = 0; p < N; p = p + 1) begin : g_cnt
+                logic [S-1:0] c;
                 assign c = {lp[((S-1)*N + p)*S +: S-1], lh[(S-1)*N + p]};
-                assign cnt = ld[(S-1)*N + p] ? ~c : c;      // direction -1: N_THRES - #{T < x}
-                if (OUT_BIPOLAR != 0) begin : g_bip
-                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(cnt[0]);
-                end else begin : g_int
-                    assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(Y_MIN) + OUT_EW'(cnt);
-                end
+                assign counts[p*CNTW +: CNTW] = ld[(S-1)*N + p] ? ~c : c;   // direction -1: N_THRES - #{T < x}
+            end
+        end
+
+        // ---------------------------------------------------------- output: y_min + count, or a sign bit
+        for (p = 0; p < N; p = p + 1) begin : g_out
+            if (OUT_BIPOLAR != 0) begin : g_bip
+                assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(counts[p*CNTW]);
+            end else begin : g_int
+                assign y[p*OUT_EW +: OUT_EW] = OUT_EW'(Y_MIN) + OUT_EW'(counts[p*CNTW +: CNTW]);
             end
         end
     endgenerate
