@@ -38,8 +38,10 @@ def randomize_batchnorm(model: nn.Module, seed: int) -> nn.Module:
                 mod.weight.copy_(torch.randn(n, generator=g))
                 mod.bias.copy_(torch.randn(n, generator=g))
         for name, p in model.named_parameters():
-            if name.endswith(".bias") and p.dim() == 4:  # the student's sign offsets β
+            if name.endswith((".bias", "branch_bias")) and p.dim() == 4:  # sign offsets β, branch biases b
                 p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    from model.post_add import randomize_post_add
+    randomize_post_add(model, g)   # model.post_add's parameters, exact rounding ties included (none: no draw)
     return model
 
 

@@ -14,7 +14,12 @@ import yaml
 
 from .errors import ConfigError
 
-ARCHS = ("bireal", "resnet20", "resnet18")
+ARCHS = ("bireal", "resnet20", "resnet18", "airbench")
+BLOCK_ORDERS = ("sign_conv_bn", "bn_sign_conv")   # model.student.BLOCK_ORDERS (no torch import here)
+POST_ADDS = ("none", "affine", "rprelu")           # model.post_add: model/post_add.py
+LR_SCHEDULES = ("cosine", "linear")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+BINARIZE_ORDERS = ("weights_first", "activations_first")
 
 
 @dataclass
@@ -26,6 +31,13 @@ class ModelConfig:
     stem_kernel: int = 3
     sign_bias: bool = True
     num_classes: int = 10
+    # sign_conv_bn: Bi-Real's order (its α does not learn); bn_sign_conv: XNOR-Net's order with a
+    # learned L-XNOR α (model.student's doc says why)
+    block_order: str = "sign_conv_bn"
+    # a learnable per-channel increasing function after each residual add, ahead of the stage's
+    # re-quantizer: none | affine (a·x + b, a > 0) | rprelu (ReActNet's RPReLU, both slopes > 0);
+    # it lowers to per-channel integer thresholds (model/post_add.py)
+    post_add: str = "none"
 
 
 @dataclass
@@ -45,12 +57,20 @@ class TrainConfig:
     eval_batch_size: int = 500
     optimizer: str = "adam"          # adam | sgd
     lr: float = 2e-3
+    # the batch size `lr` was tuned at: the run's LR is scaled by batch_size / lr_batch_size
+    # (SGD) or its square root (Adam); None = use lr as it is
+    lr_batch_size: int | None = None
+    lr_schedule: str = "cosine"      # cosine | linear: warm-up, then decay to 0 (restarted at the phase switch)
     weight_decay: float = 0.0
+    weight_decay_phase2: float | None = None  # weight decay from the phase switch on; None = weight_decay
     momentum: float = 0.9
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
     seed: int = 0
-    compile: bool = False            # torch.compile (CUDA only)
+    compile: bool = False            # torch.compile the training step (any device; CUDA is where it pays)
+    compile_mode: str = "default"    # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
+    # evaluate (with BN re-estimation), checkpoint and plot every k epochs; always after the last
+    eval_every: int = 1
     bf16: bool = True                # bf16 autocast (CUDA only)
     channels_last: bool = True       # (CUDA only)
     # Re-estimate BatchNorm statistics on this many (unaugmented) training images before each
@@ -61,7 +81,10 @@ class TrainConfig:
 @dataclass
 class BinarizeConfig:
     # Phase 1: binary weights, full-precision activations; phase 2: everything binary.
+    # (the name is the default order's: with order activations_first these are the epochs with
+    # binary activations and real weights)
     weights_only_epochs: int = 0
+    order: str = "weights_first"     # weights_first (the seed's) | activations_first (ReActNet's two steps)
 
 
 @dataclass
@@ -121,6 +144,10 @@ def _coerce(value, hint, path: str, source: str):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: '{path}' must be a number, got {value!r}")
         return float(value)
+    if text == "float | None":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: '{path}' must be a number or null, got {value!r}")
+        return float(value)
     if hint is str or text == "str | None":
         if not isinstance(value, str):
             raise ConfigError(f"{source}: '{path}' must be a string, got {value!r}")
@@ -157,6 +184,23 @@ def validate(cfg: Config, source: str) -> Config:
             bad("model.widths", m.widths, "too many stages for 32x32 inputs")
         if m.stem_kernel not in (1, 3, 5, 7):
             bad("model.stem_kernel", m.stem_kernel, "use an odd kernel 1..7")
+        if m.block_order not in BLOCK_ORDERS:
+            bad("model.block_order", m.block_order, f"choose one of {', '.join(BLOCK_ORDERS)}")
+        if m.post_add not in POST_ADDS:
+            bad("model.post_add", m.post_add, f"choose one of {', '.join(POST_ADDS)}")
+        if m.block_order == "bn_sign_conv" and m.sign_bias:
+            bad("model.sign_bias", m.sign_bias, "block order bn_sign_conv has no sign offset (its BatchNorm's "
+                                                "bias is the offset): set model.sign_bias: false")
+    if m.arch == "airbench":  # widths: channels per stage; blocks: 3x3 convs per stage (model.teachers.AirbenchNet)
+        if not 1 <= len(m.widths) <= 4 or len(m.widths) != len(m.blocks):
+            bad("model.widths", m.widths, f"airbench needs 1..4 stages (each halves 32x32) and one width per "
+                                          f"stage; model.blocks has {len(m.blocks)} stages")
+        if any(w < 1 for w in m.widths):
+            bad("model.widths", m.widths, "widths must be positive")
+        if any(n < 1 for n in m.blocks):
+            bad("model.blocks", m.blocks, "each stage needs at least one conv")
+    if m.arch != "bireal" and m.post_add != "none":
+        bad("model.post_add", m.post_add, "only the bireal student has re-quantized residual adds")
     if m.num_classes < 2:
         bad("model.num_classes", m.num_classes, "needs at least 2 classes")
     if t.epochs < 1:
@@ -167,6 +211,19 @@ def validate(cfg: Config, source: str) -> Config:
         bad("train.optimizer", t.optimizer, "choose adam or sgd")
     if t.lr <= 0:
         bad("train.lr", t.lr, "must be positive")
+    if t.lr_batch_size is not None and t.lr_batch_size < 1:
+        bad("train.lr_batch_size", t.lr_batch_size, "must be a positive batch size or null")
+    if t.lr_schedule not in LR_SCHEDULES:
+        bad("train.lr_schedule", t.lr_schedule, f"choose one of {', '.join(LR_SCHEDULES)}")
+    for key in ("weight_decay", "weight_decay_phase2"):
+        if (getattr(t, key) or 0) < 0:
+            bad(f"train.{key}", getattr(t, key), "must be >= 0")
+    if t.compile_mode not in COMPILE_MODES:
+        bad("train.compile_mode", t.compile_mode, f"choose one of {', '.join(COMPILE_MODES)}")
+    if t.eval_every < 1:
+        bad("train.eval_every", t.eval_every, "evaluate at least every epoch count >= 1")
+    if b.order not in BINARIZE_ORDERS:
+        bad("binarize.order", b.order, f"choose one of {', '.join(BINARIZE_ORDERS)}")
     if t.bn_recalibration_images < 0:
         bad("train.bn_recalibration_images", t.bn_recalibration_images, "must be >= 0")
     if not 0 <= b.weights_only_epochs <= t.epochs:

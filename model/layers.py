@@ -23,13 +23,20 @@ from .quantizers import BinaryWeightPerChannel
 
 
 class BinaryConv2d(QuantConv2d):
-    """Conv with ±α weights (α learnable per output channel), computed as α·conv(x, ±1)."""
+    """Conv with ±α weights, computed as α·conv(x, ±1); α per output channel as the weight
+    quantizer defines it (default: BinaryWeightPerChannel).
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0):
+    With its weight quantizer disabled (the real-weight phase of activations-first
+    training) it is a plain conv with the latent float weights."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0,
+                 weight_quant=BinaryWeightPerChannel):
         super().__init__(cin, cout, kernel, stride=stride, padding=padding, bias=False,
-                         weight_quant=BinaryWeightPerChannel)
+                         weight_quant=weight_quant)
 
     def forward(self, x: Tensor) -> Tensor:
+        if not self.weight_quant.is_quant_enabled:
+            return F.conv2d(x, self.weight, None, self.stride, self.padding)
         qw = self.quant_weight()
         signs = qw.value / qw.scale  # exactly ±1; the export folds this Div into the quantizer
         acc = F.conv2d(x, signs, None, self.stride, self.padding)

@@ -22,9 +22,12 @@ class MetricsLog:
         if self.rows or path.exists():
             self._write()
 
-    def append(self, row: dict) -> None:
+    def append(self, row: dict, write: bool = True) -> None:
+        """Add an epoch's row; `write=False` keeps it in memory until the next written one
+        (epochs between evaluations: the files then always match the last checkpoint)."""
         self.rows.append(row)
-        self._write()
+        if write:
+            self._write()
 
     def _write(self) -> None:
         atomic_write_text(self.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.rows))
@@ -43,12 +46,14 @@ def plot_curves(rows: list[dict], path: Path, title: str | None = None) -> None:
     import matplotlib.pyplot as plt
 
     ep = [r["epoch"] for r in rows]
+    # epochs without an evaluation have val_* = None: plotted as gaps, markers where evaluated
+    val = [r for r in rows if r.get("val_acc") is not None]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
-    ax1.plot(ep, [r["val_loss"] for r in rows], "s-", label="validation")
+    ax1.plot([r["epoch"] for r in val], [r["val_loss"] for r in val], "s-", label="validation")
     ax1.set(xlabel="epoch", ylabel="loss", title="loss")
     ax2.plot(ep, [100 * r["train_acc"] for r in rows], "o-", label="train")
-    ax2.plot(ep, [100 * r["val_acc"] for r in rows], "s-", label="validation")
+    ax2.plot([r["epoch"] for r in val], [100 * r["val_acc"] for r in val], "s-", label="validation")
     ax2.set(xlabel="epoch", ylabel="top-1 accuracy (%)", title="accuracy")
     switch = [r["epoch"] for a, r in zip(rows, rows[1:]) if a.get("phase") == 1 and r.get("phase") == 2]
     from matplotlib.ticker import MaxNLocator

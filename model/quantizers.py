@@ -1,12 +1,18 @@
 """The project's quantizers, as small declarative Brevitas classes.
 
-Each one is what a hardware stage computes exactly (see FLOW.md §2):
+Each one is what a hardware stage computes exactly (the integer contract in README.md):
 
-* :class:`BinaryWeightPerChannel`  weights ±α, α learnable per output channel.
+* :class:`LearnedScaleBinaryWeight` weights ±α, α > 0 learnable per output channel (L-XNOR).
+* :class:`BinaryWeightPerChannel`  weights ±α, α per output channel, linear parameter (the
+                                   first flagship's blocks, where a BatchNorm cancelled α).
 * :class:`BinaryWeightUnit`        weights ±1 (the classifier; its α is a scalar multiply).
 * :class:`SignActApproxSign`       activations ±1, Bi-Real's ApproxSign gradient; exports as BipolarQuant.
 * :class:`ShortcutQuant`           N-bit signed integers with a power-of-two scale (the Bi-Real shortcut).
 * :class:`InputQuant`              8-bit unsigned pixels with scale 1 (the model is fed raw pixel values).
+
+Brevitas' scaling modules make their default `threshold` argument with
+``torch.ones(1).type_as(x)``: a blocking host-to-device copy on every call on a GPU. The
+two tensor quantizers here hand them a buffer that lives on the model's device instead.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from brevitas.core.function_wrapper import TensorClampSte
 from brevitas.core.scaling import ScalingImplType
 from brevitas.core.stats import StatsOp
 from brevitas.core.utils import StatelessBuffer
+from brevitas.function.ops_ste import binary_sign_ste
 from brevitas.quant.base import UintQuant
 from brevitas.quant.binary import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
 from brevitas.quant.fixed_point import Int8ActPerTensorFixedPointMinMaxInit
@@ -49,10 +56,11 @@ class ApproxSign(torch.autograd.Function):
 
 
 class ApproxSignBinaryQuant(brevitas.jit.ScriptModule):
-    """Drop-in for Brevitas' ClampedBinaryQuant whose gradient is ApproxSign.
+    """Drop-in for Brevitas' ClampedBinaryQuant whose gradient is ApproxSign, for scale 1.
 
     Same return signature (y, scale, zero_point, bit_width) and bit width 1, so the
-    QONNX export handler still emits BipolarQuant.
+    QONNX export handler still emits BipolarQuant. The scale must be the constant 1
+    (checked here): the forward is then sign(x) itself, without a ÷1 and ×1.
     """
 
     def __init__(self, scaling_impl: Module):
@@ -60,24 +68,60 @@ class ApproxSignBinaryQuant(brevitas.jit.ScriptModule):
         self.scaling_impl = scaling_impl
         self.bit_width = BitWidthConst(1)
         self.zero_point = StatelessBuffer(torch.tensor(0.0))
+        self.threshold = StatelessBuffer(torch.ones(1))  # on the model's device (module doc)
+        with torch.no_grad():
+            scale = scaling_impl(torch.zeros(1), torch.ones(1))
+        if scale.numel() != 1 or float(scale) != 1.0:
+            raise ValueError(f"ApproxSignBinaryQuant needs the constant scale 1, got {scale.tolist()}")
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        scale = self.scaling_impl(x)
-        y = ApproxSign.apply(x / scale) * scale
+        scale = self.scaling_impl(x, self.threshold())
+        return ApproxSign.apply(x), scale, self.zero_point(), self.bit_width()
+
+
+class BinaryWeightQuant(brevitas.jit.ScriptModule):
+    """Brevitas' ClampedBinaryQuant (sign with a straight-through gradient, times the scale)
+    with a device-resident threshold for the scaling module (module doc). Attribute names
+    are Brevitas' own, so checkpoints keep their keys."""
+
+    def __init__(self, scaling_impl: Module, tensor_clamp_impl: Module):
+        super().__init__()
+        self.scaling_impl = scaling_impl
+        self.tensor_clamp_impl = tensor_clamp_impl
+        self.bit_width = BitWidthConst(1)
+        self.zero_point = StatelessBuffer(torch.tensor(0.0))
+        self.threshold = StatelessBuffer(torch.ones(1))
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        scale = self.scaling_impl(x, self.threshold())
+        y = binary_sign_ste(self.tensor_clamp_impl(x, -scale, scale)) * scale
         return y, scale, self.zero_point(), self.bit_width()
 
 
 class BinaryWeightPerChannel(SignedBinaryWeightPerTensorConst):
-    """±α weights, α a learnable parameter per output channel, initialised from mean|W|.
+    """±α weights, α a parameter per output channel, initialised from mean|W|.
 
     `TensorClampSte` instead of the base class' in-place clamp: the latent float
-    weights are not rewritten on every forward pass.
+    weights are not rewritten on every forward pass. α is a linear parameter that
+    training may drive negative; the blocks that use it follow the conv with a
+    BatchNorm, which makes α irrelevant (see model.student).
     """
 
+    tensor_quant = BinaryWeightQuant
     scaling_impl_type = ScalingImplType.PARAMETER_FROM_STATS
     scaling_stats_op = StatsOp.AVE
     scaling_per_output_channel = True
     tensor_clamp_impl = TensorClampSte
+
+
+class LearnedScaleBinaryWeight(BinaryWeightPerChannel):
+    """L-XNOR weights ±α with α = 2^p, p learned per output channel, initialised to
+    log2(mean|W|) (XNOR-Net's L1-optimal scale). The log-domain parameter keeps α > 0
+    whatever the optimizer does, so the exported BipolarQuant scale is positive and the
+    weights' signs are the hardware's bits (a negative α would flip them)."""
+
+    restrict_scaling_type = RestrictValueType.LOG_FP
+    scaling_min_val = 2.0 ** -30  # 2^p underflows to 0 for p < -149: keep α a normal float32
 
 
 class BinaryWeightUnit(SignedBinaryWeightPerTensorConst):
@@ -85,6 +129,7 @@ class BinaryWeightUnit(SignedBinaryWeightPerTensorConst):
     multiply after the matmul: the accumulators are then exact integers in any float
     summation order, so PyTorch and ONNX runtimes agree bit for bit on the logits."""
 
+    tensor_quant = BinaryWeightQuant
     scaling_const = 1.0
     tensor_clamp_impl = TensorClampSte
 

@@ -7,8 +7,25 @@ Every binary 3x3 conv has its own integer shortcut (Bi-Real's "double skip"):
 * Q is the stage's N-bit power-of-two shortcut quantizer; one instance per stage
   quantizes both operands of every add in the stage and the sum (so the add is an
   integer add and the re-quantization a saturation).
-* sign(x + β) with a learnable per-channel β (ReActNet's RSign) is a per-channel
-  integer threshold on the shortcut integers.
+* Two block orders (``model.block_order``):
+
+  - ``sign_conv_bn`` (Bi-Real's order, the first flagship): x → sign(x + β) → conv_±α → BN → Q.
+    β is a learnable per-channel offset (ReActNet's RSign). The train-mode BN after the
+    conv normalizes α·acc per channel, so BN(α·acc) does not depend on α: α gets no
+    gradient and does not learn (it is kept so that those checkpoints still load).
+  - ``bn_sign_conv`` (XNOR-Net's order, L-XNOR): x → BN → sign → conv_±α → + b → Q.
+    The BN normalizes the sign's input (where ApproxSign's gradient window is), and
+    nothing normalizes α·acc + b afterwards, so α (= 2^p > 0, per channel) and the bias
+    b set the residual branch's scale against the shortcut and reach the loss. The
+    stem keeps its BN after the conv (its input is raw pixels) and has ±1 weights:
+    a per-channel α there would be cancelled the same way.
+
+  Either way the sign's input is a per-channel affine of the shortcut integers (a
+  per-channel integer threshold in hardware) and the branch is a per-channel affine of
+  the XNOR-popcount accumulators re-quantized by Q (thresholds again).
+* ``model.post_add`` (none | affine | rprelu): a learnable per-channel increasing function of
+  each residual sum before Q, x_{k+1} = Q(post_add(r + s)); with Q it is a per-channel
+  integer threshold of the exact integer sum (model/post_add.py).
 * The binary activations are padded with -1 explicitly: XNOR hardware has no 0.
 * Downsampling block (first block of stages 2..): the conv has stride 2 and twice
   the channels; the shortcut is a 2x2 average pool re-quantized by the new stage's
@@ -31,7 +48,10 @@ from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 
 from .layers import BinaryConv2d, ExactBatchNorm2d
 from .staged import StagedNet
-from .quantizers import BinaryWeightUnit, InputQuant, ShortcutQuant, SignActApproxSign
+from .quantizers import BinaryWeightPerChannel, BinaryWeightUnit, InputQuant, LearnedScaleBinaryWeight, ShortcutQuant, \
+    SignActApproxSign
+from .config import BLOCK_ORDERS
+from .post_add import post_add_module
 
 
 def shortcut_quant(bits: int) -> QuantIdentity:
@@ -57,23 +77,43 @@ class BinaryActivation(nn.Module):
 
 
 class BiRealBlock(nn.Module):
-    """One binary 3x3 conv with its own integer shortcut."""
+    """One binary 3x3 conv with its own integer shortcut (the block orders: module doc)."""
 
-    def __init__(self, cin: int, cout: int, stride: int, quant: QuantIdentity, sign_bias: bool):
+    def __init__(self, cin: int, cout: int, stride: int, quant: QuantIdentity, sign_bias: bool,
+                 order: str = "sign_conv_bn", post_add: str = "none"):
         super().__init__()
         if stride not in (1, 2) or (stride == 1 and cin != cout) or (stride == 2 and cout != 2 * cin):
             raise ValueError(f"unsupported block {cin}->{cout} stride {stride}")
+        if order not in BLOCK_ORDERS:
+            raise ValueError(f"unknown block order {order!r} (choose one of {', '.join(BLOCK_ORDERS)})")
+        if order == "bn_sign_conv" and sign_bias:
+            raise ValueError("block order bn_sign_conv has no sign offset β: its BatchNorm's bias is the offset")
         self.downsample = stride == 2
-        self.bias = nn.Parameter(torch.zeros(1, cin, 1, 1)) if sign_bias else None
+        self.order = order
         self.sign = BinaryActivation()
-        self.conv = BinaryConv2d(cin, cout, 3, stride=stride)
-        self.bn = ExactBatchNorm2d(cout)
+        if order == "sign_conv_bn":
+            self.bias = nn.Parameter(torch.zeros(1, cin, 1, 1)) if sign_bias else None
+            self.conv = BinaryConv2d(cin, cout, 3, stride=stride, weight_quant=BinaryWeightPerChannel)
+            self.bn = ExactBatchNorm2d(cout)
+        else:
+            self.bn = ExactBatchNorm2d(cin)
+            self.conv = BinaryConv2d(cin, cout, 3, stride=stride, weight_quant=LearnedScaleBinaryWeight)
+            self.branch_bias = nn.Parameter(torch.zeros(1, cout, 1, 1))
         self.quant = quant  # shared by the stage: both add operands and the sum
+        # a per-channel increasing function of the sum before its re-quantization (model/post_add.py)
+        self.post_add = post_add_module(post_add, cout)
+
+    def branch(self, x: Tensor) -> Tensor:
+        """The binary conv's contribution, before the stage quantizer."""
+        if self.order == "sign_conv_bn":
+            a = x + self.bias if self.bias is not None else x
+            return self.bn(self.conv(F.pad(self.sign(a), (1, 1, 1, 1), value=-1.0)))
+        b = F.pad(self.sign(self.bn(x)), (1, 1, 1, 1), value=-1.0)
+        return self.conv(b) + self.branch_bias
 
     def forward(self, x: Tensor) -> Tensor:
-        a = x + self.bias if self.bias is not None else x
-        b = F.pad(self.sign(a), (1, 1, 1, 1), value=-1.0)
-        r = self.quant(self.bn(self.conv(b)))
+        # the binary activations are padded with -1: XNOR hardware has no 0
+        r = self.quant(self.branch(x))
         if self.downsample:
             # Two identical re-quantizations, not cat([s, s]): a node reading one tensor twice
             # is renamed wrongly by qonnx's cleanup (ModelWrapper.rename_tensor fixes one use).
@@ -81,15 +121,17 @@ class BiRealBlock(nn.Module):
             s = torch.cat([self.quant(p), self.quant(p)], dim=1)
         else:
             s = x
-        return self.quant(r + s)
+        return self.quant(self.post_add(r + s))
 
 
 class BiRealStudent(StagedNet):
     def __init__(self, widths=(64, 128, 256), blocks=(2, 2, 2), shortcut_bits: int = 4,
-                 stem_kernel: int = 3, sign_bias: bool = True, num_classes: int = 10):
+                 stem_kernel: int = 3, sign_bias: bool = True, num_classes: int = 10,
+                 block_order: str = "sign_conv_bn", post_add: str = "none"):
         super().__init__()
         self.input_quant = QuantIdentity(act_quant=InputQuant, return_quant_tensor=False)
-        self.stem = BinaryConv2d(3, widths[0], stem_kernel, padding=stem_kernel // 2)
+        stem_weights = BinaryWeightPerChannel if block_order == "sign_conv_bn" else BinaryWeightUnit
+        self.stem = BinaryConv2d(3, widths[0], stem_kernel, padding=stem_kernel // 2, weight_quant=stem_weights)
         self.stem_bn = ExactBatchNorm2d(widths[0])
         self.stage_quants = nn.ModuleList(shortcut_quant(shortcut_bits) for _ in widths)
         self.stages = nn.ModuleList()
@@ -98,7 +140,8 @@ class BiRealStudent(StagedNet):
             stage = []
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
-                stage.append(BiRealBlock(cin, w, stride, self.stage_quants[i], sign_bias))
+                stage.append(BiRealBlock(cin, w, stride, self.stage_quants[i], sign_bias, block_order,
+                                         post_add=post_add))
                 cin = w
             self.stages.append(nn.Sequential(*stage))
         self.classifier = QuantLinear(cin, num_classes, bias=False, weight_quant=BinaryWeightUnit)

@@ -3,9 +3,13 @@
     python -m model.train --config configs/student-small.yaml --data DATA --out runs/x [--epochs N] [--resume]
 
 Data stays resident on the training device as one uint8 tensor; augmentation is a
-few tensor ops per batch (airbench style). Every epoch writes metrics (JSONL + CSV),
-a PNG of the curves and an atomic checkpoint with everything needed to resume to
-the same result as an uninterrupted run.
+few tensor ops per batch (airbench style). The optimizer step is one compiled
+function (forward of student and teacher, loss; `train.compile`) plus a fused
+optimizer, with no host synchronization inside the loop. Every `train.eval_every`
+epochs and after the last, BatchNorm statistics are re-estimated, the validation split
+is evaluated, and the metrics (JSONL + CSV), a PNG of the curves and an atomic
+checkpoint (everything needed to resume to the same result as an uninterrupted run)
+are written.
 """
 from __future__ import annotations
 
@@ -30,9 +34,10 @@ from .errors import CheckpointError, ConfigError, run_cli
 from .evaluate import evaluate
 from .factory import build_model
 from .metrics import MetricsLog
-from .phases import phase_for_epoch, set_phase
+from .phases import FULLY_BINARY, phase_for_epoch, set_phase
 
 CHECKPOINT = "checkpoint.pt"
+WARM_STEPS = 5  # steps of an epoch not counted in its images/s (compilation, warm-up)
 
 
 # ---------------------------------------------------------------- set-up helpers
@@ -52,32 +57,54 @@ def pick_device(rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    """No weight decay on BatchNorm, biases, scales and sign offsets (1-D params or scalars)."""
+def effective_lr(cfg: Config) -> float:
+    """train.lr scaled from train.lr_batch_size to train.batch_size: linearly for SGD, by the
+    square root for Adam (the usual rules; a different batch size then needs no new LR)."""
     t = cfg.train
-    decay = [p for n, p in model.named_parameters() if p.dim() > 1 and "scaling_impl" not in n and ".bias" not in n]
+    if t.lr_batch_size is None:
+        return t.lr
+    ratio = t.batch_size / t.lr_batch_size
+    return t.lr * (ratio if t.optimizer == "sgd" else math.sqrt(ratio))
+
+
+def weight_decay_for_phase(cfg: Config, phase: int) -> float:
+    t = cfg.train
+    return t.weight_decay_phase2 if (phase == FULLY_BINARY and t.weight_decay_phase2 is not None) else t.weight_decay
+
+
+def make_optimizer(model: nn.Module, cfg: Config, device: torch.device | None = None) -> torch.optim.Optimizer:
+    """No weight decay on BatchNorm, biases, scales and sign offsets (1-D params, scalars or
+    biases); the first group is the decayed one. Fused kernels on CUDA (one launch for all
+    parameters instead of several per tensor)."""
+    t = cfg.train
+    decay = [p for n, p in model.named_parameters()
+             if p.dim() > 1 and "scaling_impl" not in n and not n.endswith("bias")]
     ids = {id(p) for p in decay}
     rest = [p for p in model.parameters() if id(p) not in ids]
     groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    lr, fused = effective_lr(cfg), {"fused": True} if device is not None and device.type == "cuda" else {}
     if t.optimizer == "adam":
-        return torch.optim.AdamW(groups, lr=t.lr) if t.weight_decay else torch.optim.Adam(groups, lr=t.lr)
-    return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=True)
+        decays = t.weight_decay or t.weight_decay_phase2
+        return (torch.optim.AdamW if decays else torch.optim.Adam)(groups, lr=lr, **fused)
+    return torch.optim.SGD(groups, lr=lr, momentum=t.momentum, nesterov=True, **fused)
 
 
 def lr_lambda(cfg: Config, steps_per_epoch: int):
-    """Linear warm-up then cosine decay to 0, restarted at the phase switch (two-step training)."""
+    """Linear warm-up, then cosine or linear decay to 0 (train.lr_schedule), restarted at the
+    phase switch (two-step training)."""
     t = cfg.train
     switch = cfg.binarize.weights_only_epochs * steps_per_epoch
     total = t.epochs * steps_per_epoch
     warm = max(1, int(t.warmup_epochs * steps_per_epoch)) if t.warmup_epochs > 0 else 0
+    linear = t.lr_schedule == "linear"
 
     def factor(step: int) -> float:
         start, end = (0, switch) if step < switch else (switch, total)
         pos = step - start
         if pos < warm:
             return (pos + 1) / warm
-        span = max(1, end - start - warm)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (pos - warm) / span)))
+        done = min(1.0, (pos - warm) / max(1, end - start - warm))
+        return 1.0 - done if linear else 0.5 * (1 + math.cos(math.pi * done))
 
     return factor
 
@@ -92,16 +119,14 @@ def load_teacher(path: str, device: torch.device) -> nn.Module:
     return teacher.to(device).eval()  # frozen, BatchNorm in inference mode
 
 
-def make_train_step(net: nn.Module, teacher: nn.Module | None, opt: torch.optim.Optimizer, sched, cfg: Config,
-                    device: torch.device):
-    """The one optimizer step of every run (also timed by model.epoch_budget):
-    `step(x_uint8_augmented, labels) -> (loss, logits)`."""
+def make_loss_fn(net: nn.Module, teacher: nn.Module | None, cfg: Config, device: torch.device):
+    """`loss_fn(x_uint8_augmented, labels) -> (loss, logits)`: the teacher's and the student's
+    forward passes and the loss, the part of a step that torch.compile takes whole."""
     t, cuda = cfg.train, device.type == "cuda"
-    fwd = torch.compile(net) if (t.compile and cuda) else net
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (cuda and t.bf16) else nullcontext
     match_features = teacher is not None and cfg.distill.feature_weight > 0
 
-    def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_fn(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         xb = xb.float()
         if cuda and t.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
@@ -110,9 +135,9 @@ def make_train_step(net: nn.Module, teacher: nn.Module | None, opt: torch.optim.
                 with torch.no_grad():
                     t_logits, t_feats = teacher(xb, with_features=True)
             if match_features:
-                logits, feats = fwd(xb, with_features=True)
+                logits, feats = net(xb, with_features=True)
             else:
-                logits = fwd(xb)
+                logits = net(xb)
             if teacher is None:
                 loss = F.cross_entropy(logits.float(), yb, label_smoothing=t.label_smoothing)
             else:
@@ -120,6 +145,24 @@ def make_train_step(net: nn.Module, teacher: nn.Module | None, opt: torch.optim.
                                t.label_smoothing)
                 if match_features:
                     loss = loss + cfg.distill.feature_weight * attention_loss(feats, t_feats)
+        return loss, logits.detach()
+
+    return loss_fn
+
+
+def make_train_step(net: nn.Module, teacher: nn.Module | None, opt: torch.optim.Optimizer, sched, cfg: Config,
+                    device: torch.device):
+    """The one optimizer step of every run (also timed by model.epoch_budget):
+    `step(x_uint8_augmented, labels) -> (loss, logits)`, both still on the device (no sync).
+
+    With train.compile the loss function is compiled (forward and, through AOTAutograd,
+    backward); each binarization phase is its own graph, compiled once when it starts."""
+    loss_fn = make_loss_fn(net, teacher, cfg, device)
+    if cfg.train.compile:
+        loss_fn = torch.compile(loss_fn, mode=None if cfg.train.compile_mode == "default" else cfg.train.compile_mode)
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, logits = loss_fn(xb, yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -201,10 +244,12 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after: in
         # Parameters when loading, so an optimizer built earlier would hold stale ones.
         load_model_state(model, state["model"], ckpt_path)
     model = model.to(device)
+    if state is None and hasattr(model, "init_from_data"):
+        model.init_from_data(x_train)  # data-dependent initialization (the airbench teacher's whitening)
     if cuda and t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     teacher = load_teacher(cfg.distill.teacher, device) if cfg.distill.teacher else None
-    opt = make_optimizer(model, cfg)
+    opt = make_optimizer(model, cfg, device)
     gen = torch.Generator(device=device).manual_seed(t.seed)
     batches = Batches(x_train, y_train, t.batch_size * world, shuffle=True, augment=True, generator=gen,
                       drop_last=True, pad=cfg.data.crop_pad, flip=cfg.data.flip)
@@ -232,47 +277,62 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after: in
     step = make_train_step(net, teacher, opt, sched, cfg, device)
     last = {}
     end_epoch = t.epochs if stop_after is None else min(t.epochs, start_epoch + stop_after)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     for epoch in range(start_epoch, end_epoch):
         phase = phase_for_epoch(epoch, cfg.binarize.weights_only_epochs) if is_student else 0
         if is_student:
-            set_phase(model, phase)
+            set_phase(model, phase, cfg.binarize.order)
+            opt.param_groups[0]["weight_decay"] = weight_decay_for_phase(cfg, phase)
         model.train()
         t0, seen, loss_sum, correct = time.perf_counter(), 0, torch.zeros((), device=device), torch.zeros((), device=device)
+        # images/s counts from the WARM_STEPS-th step: the first steps of a phase compile
+        t_warm, seen_warm = t0, 0
         bar = tqdm(batches, desc=f"{cfg.name} epoch {epoch + 1}/{t.epochs}" + (f" phase {phase}" if phase else ""),
                    disable=not (progress and main), leave=False, unit="batch")
-        for xb, yb in bar:
+        for i, (xb, yb) in enumerate(bar):
             xb, yb = xb[rank::world], yb[rank::world]
             loss, logits = step(xb, yb)
             seen += len(yb)
             loss_sum += loss * len(yb)
             correct += (logits.argmax(1) == yb).sum()
+            if i + 1 == WARM_STEPS and len(batches) > 2 * WARM_STEPS:
+                sync()
+                t_warm, seen_warm = time.perf_counter(), seen
             if progress and main and bar.n % 10 == 0:
                 el = time.perf_counter() - t0
                 bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{(correct / seen).item():.3f}",
                                 img_s=f"{seen * world / max(el, 1e-9):.0f}")
-        if cuda:
-            torch.cuda.synchronize()
-        train_time = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        recalibrate_batchnorm(model, x_calib, t.eval_batch_size)
-        val_loss, val_acc = evaluate(model, x_val, y_val, t.eval_batch_size) if len(y_val) else (float("nan"), float("nan"))
-        eval_time = time.perf_counter() - t1
-        last = {
+        sync()
+        t_end = time.perf_counter()
+        train_time = t_end - t0
+        row = {
             "epoch": epoch + 1, "phase": phase, "lr": sched.get_last_lr()[0],
             "train_loss": (loss_sum / max(seen, 1)).item(), "train_acc": (correct / max(seen, 1)).item(),
-            "val_loss": val_loss, "val_acc": val_acc,
-            "train_img_per_s": seen * world / train_time, "eval_img_per_s": len(y_val) / max(eval_time, 1e-9),
-            "epoch_time_s": train_time + eval_time,
+            "val_loss": None, "val_acc": None,
+            "train_img_per_s": (seen - seen_warm) * world / max(t_end - t_warm, 1e-9), "eval_img_per_s": None,
+            "epoch_time_s": train_time,
         }
+        due = (epoch + 1) % t.eval_every == 0 or epoch + 1 == end_epoch
+        if due:
+            t1 = time.perf_counter()
+            recalibrate_batchnorm(model, x_calib, t.eval_batch_size)
+            val_loss, val_acc = (evaluate(model, x_val, y_val, t.eval_batch_size) if len(y_val)
+                                 else (float("nan"), float("nan")))
+            eval_time = time.perf_counter() - t1
+            row.update(val_loss=val_loss, val_acc=val_acc, eval_img_per_s=len(y_val) / max(eval_time, 1e-9),
+                       epoch_time_s=train_time + eval_time)
+        last = row
         if main:
-            log.append(last)
-            save_checkpoint(ckpt_path, {
-                "config": cfg.to_dict(), "epoch": epoch + 1, "phase": phase, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(gen),
-            })
-            tqdm.write(f"{cfg.name} epoch {epoch + 1}/{t.epochs} phase {phase}: train loss {last['train_loss']:.3f} "
-                       f"acc {last['train_acc']:.4f} | val loss {val_loss:.3f} acc {val_acc:.4f} | "
-                       f"{last['train_img_per_s']:.0f} img/s | {last['epoch_time_s']:.1f} s")
+            log.append(row, write=due)
+            if due:
+                save_checkpoint(ckpt_path, {
+                    "config": cfg.to_dict(), "epoch": epoch + 1, "phase": phase, "model": model.state_dict(),
+                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(gen),
+                })
+            val = f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.4f}" if due else "val -"
+            tqdm.write(f"{cfg.name} epoch {epoch + 1}/{t.epochs} phase {phase}: train loss {row['train_loss']:.3f} "
+                       f"acc {row['train_acc']:.4f} | {val} | {row['train_img_per_s']:.0f} img/s | "
+                       f"{row['epoch_time_s']:.1f} s")
     if world > 1:
         dist.barrier()
     return last

@@ -25,18 +25,28 @@ def configs(tmp_path):
     return t, s
 
 
-def fake_epoch_seconds(table):
-    return lambda cfg, device, steps, train_images, teacher_cfg=None: table[cfg.name]
+def fake_epoch_cost(table, once=None):
+    return lambda cfg, device, steps, train_images, teacher_cfg=None: epoch_budget.EpochCost(
+        table[cfg.name], (once or {}).get(cfg.name, 0.0))
 
 
 def test_teacher_takes_at_most_its_share_and_the_student_the_rest(configs, monkeypatch):
     t, s = (load_config(p) for p in configs)
-    monkeypatch.setattr(epoch_budget, "epoch_seconds", fake_epoch_seconds({"t": 10.0, "s": 7.0}))
+    monkeypatch.setattr(epoch_budget, "epoch_cost", fake_epoch_cost({"t": 10.0, "s": 7.0}))
     n_t, n_s, *_ , overrides = epoch_budget.plan(t, s, budget_s=100, teacher_share=0.25, steps=1,
                                                  train_images=100, device=None)
     assert (n_t, n_s, overrides) == (2, 9, {})            # 2 x 10 s <= 25 s; (100 - 20) / 7 = 11 -> capped at 9
     n_t, n_s, *_ = epoch_budget.plan(t, s, budget_s=50, teacher_share=0.25, steps=1, train_images=100, device=None)
     assert (n_t, n_s) == (1, 5)                           # floor(12.5 / 10) = 1; floor(40 / 7) = 5
+
+
+def test_compilation_is_paid_once_per_run(configs, monkeypatch):
+    t, s = (load_config(p) for p in configs)
+    monkeypatch.setattr(epoch_budget, "epoch_cost", fake_epoch_cost({"t": 10.0, "s": 7.0}, {"t": 5.0, "s": 12.0}))
+    n_t, n_s, *_ = epoch_budget.plan(t, s, budget_s=100, teacher_share=0.25, steps=1, train_images=100, device=None)
+    assert (n_t, n_s) == (2, 9)   # floor((25 - 5) / 10) = 2; floor((100 - 5 - 20 - 12) / 7) = 9
+    n_t, n_s, *_ = epoch_budget.plan(t, s, budget_s=60, teacher_share=0.25, steps=1, train_images=100, device=None)
+    assert (n_t, n_s) == (1, 4)   # floor((15 - 5) / 10) = 1; floor((60 - 5 - 10 - 12) / 7) = 4
 
 
 def test_a_failing_configured_step_is_timed_again_in_float32(configs, monkeypatch):
@@ -47,10 +57,10 @@ def test_a_failing_configured_step_is_timed_again_in_float32(configs, monkeypatc
         calls.append(cfg.train.bf16)
         if cfg.train.bf16:
             raise RuntimeError("no bf16 kernel")
-        return 1.0
+        return epoch_budget.EpochCost(1.0, 0.0)
 
     t.train.bf16 = s.train.bf16 = True
-    monkeypatch.setattr(epoch_budget, "epoch_seconds", flaky)
+    monkeypatch.setattr(epoch_budget, "epoch_cost", flaky)
     *_, overrides = epoch_budget.plan(t, s, budget_s=100, teacher_share=0.25, steps=1, train_images=100, device=None)
     assert overrides == epoch_budget.FLOAT32 and calls[-1] is False
 
