@@ -19,6 +19,7 @@ BLOCK_ORDERS = ("sign_conv_bn", "bn_sign_conv")   # model.student.BLOCK_ORDERS (
 POST_ADDS = ("none", "affine", "rprelu")           # model.post_add: model/post_add.py
 LR_SCHEDULES = ("cosine", "linear")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 BINARIZE_ORDERS = ("weights_first", "activations_first")
 
 
@@ -69,6 +70,7 @@ class TrainConfig:
     seed: int = 0
     compile: bool = False            # torch.compile the training step (any device; CUDA is where it pays)
     compile_mode: str = "default"    # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
+    compile_backend: str = "inductor"  # torch.compile backend (aot_eager: traced, no code generation; tests)
     # evaluate (with BN re-estimation), checkpoint and plot every k epochs; always after the last
     eval_every: int = 1
     bf16: bool = True                # bf16 autocast (CUDA only)
@@ -218,6 +220,8 @@ def validate(cfg: Config, source: str) -> Config:
     for key in ("weight_decay", "weight_decay_phase2"):
         if (getattr(t, key) or 0) < 0:
             bad(f"train.{key}", getattr(t, key), "must be >= 0")
+    if t.compile_backend not in COMPILE_BACKENDS:
+        bad("train.compile_backend", t.compile_backend, f"choose one of {', '.join(COMPILE_BACKENDS)}")
     if t.compile_mode not in COMPILE_MODES:
         bad("train.compile_mode", t.compile_mode, f"choose one of {', '.join(COMPILE_MODES)}")
     if t.eval_every < 1:

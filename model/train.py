@@ -159,7 +159,9 @@ def make_train_step(net: nn.Module, teacher: nn.Module | None, opt: torch.optim.
     backward); each binarization phase is its own graph, compiled once when it starts."""
     loss_fn = make_loss_fn(net, teacher, cfg, device)
     if cfg.train.compile:
-        loss_fn = torch.compile(loss_fn, mode=None if cfg.train.compile_mode == "default" else cfg.train.compile_mode)
+        t = cfg.train
+        mode = None if t.compile_mode == "default" or t.compile_backend != "inductor" else t.compile_mode
+        loss_fn = torch.compile(loss_fn, backend=t.compile_backend, mode=mode)
 
     def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loss, logits = loss_fn(xb, yb)

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Reference run on one GPU: the ResNet-18 teacher, then the flagship Bi-Real student distilled
+# Reference run on one GPU: the airbench-style teacher, then the flagship Bi-Real student distilled
 # from it, then the student exported to QONNX. Designed for <= 9 minutes of wall time on one H100.
 #
 #   DATA=../shared/datasets/cifar10-jpeg/train.zip OUT=runs/gpu bash scripts/gpu_train.sh
 #
 # Environment (all optional but DATA):
 #   PY               python to use (default: .venv/bin/python if present, else python3)
-#   TEACHER_CONFIG   default configs/teacher-resnet18.yaml
+#   TEACHER_CONFIG   default configs/teacher-airbench.yaml
 #   STUDENT_CONFIG   default configs/student-flagship.yaml
 #   TEACHER_EPOCHS / STUDENT_EPOCHS   override the configs' epochs
 #   BUDGET_S         seconds for both trainings: model.epoch_budget times the real steps on this device
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 : "${DATA:?set DATA to the training data (zip, ImageFolder or cifar-10-batches-py)}"
 OUT=${OUT:-runs/gpu}
 PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-TEACHER_CONFIG=${TEACHER_CONFIG:-configs/teacher-resnet18.yaml}
+TEACHER_CONFIG=${TEACHER_CONFIG:-configs/teacher-airbench.yaml}
 STUDENT_CONFIG=${STUDENT_CONFIG:-configs/student-flagship.yaml}
 NPROC=${NPROC:-1}
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
