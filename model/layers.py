@@ -55,3 +55,23 @@ class ExactBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         a, b = self.eval_affine()
         return x * a.view(1, -1, 1, 1) + b.view(1, -1, 1, 1)
+
+
+class PositiveBatchNorm2d(ExactBatchNorm2d):
+    """BatchNorm2d whose scale is |γ|: an increasing per-channel affine, for the input of a sign.
+
+    sign(a·x + b) with a > 0 is x ≥ T per channel, the only direction FINN's MultiThreshold
+    counts (and its streamlining absorbs only positive multipliers into thresholds). Nothing
+    is lost: inverting a channel before the sign is the same as negating that channel's
+    weights in the next conv, which the conv learns anyway."""
+
+    def eval_affine(self) -> tuple[Tensor, Tensor]:
+        a = self.weight.abs() / torch.sqrt(self.running_var + self.eps)
+        return a, self.bias - self.running_mean * a
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight.abs(), self.bias, True,
+                                0.0 if self.momentum is None else self.momentum, self.eps)
+        a, b = self.eval_affine()
+        return x * a.view(1, -1, 1, 1) + b.view(1, -1, 1, 1)

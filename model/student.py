@@ -14,7 +14,8 @@ Every binary 3x3 conv has its own integer shortcut (Bi-Real's "double skip"):
     conv normalizes α·acc per channel, so BN(α·acc) does not depend on α: α gets no
     gradient and does not learn (it is kept so that those checkpoints still load).
   - ``bn_sign_conv`` (XNOR-Net's order, L-XNOR): x → BN → sign → conv_±α → + b → Q.
-    The BN normalizes the sign's input (where ApproxSign's gradient window is), and
+    The BN (scale |γ| > 0: PositiveBatchNorm2d) normalizes the sign's input (where
+    ApproxSign's gradient window is), and
     nothing normalizes α·acc + b afterwards, so α (= 2^p > 0, per channel) and the bias
     b set the residual branch's scale against the shortcut and reach the loss. The
     stem keeps its BN after the conv (its input is raw pixels) and has ±1 weights:
@@ -46,7 +47,7 @@ from torch import Tensor, nn
 
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 
-from .layers import BinaryConv2d, ExactBatchNorm2d
+from .layers import BinaryConv2d, ExactBatchNorm2d, PositiveBatchNorm2d
 from .staged import StagedNet
 from .quantizers import BinaryWeightPerChannel, BinaryWeightUnit, InputQuant, LearnedScaleBinaryWeight, ShortcutQuant, \
     SignActApproxSign
@@ -96,7 +97,7 @@ class BiRealBlock(nn.Module):
             self.conv = BinaryConv2d(cin, cout, 3, stride=stride, weight_quant=BinaryWeightPerChannel)
             self.bn = ExactBatchNorm2d(cout)
         else:
-            self.bn = ExactBatchNorm2d(cin)
+            self.bn = PositiveBatchNorm2d(cin)  # an increasing threshold per channel (its doc says why)
             self.conv = BinaryConv2d(cin, cout, 3, stride=stride, weight_quant=LearnedScaleBinaryWeight)
             self.branch_bias = nn.Parameter(torch.zeros(1, cout, 1, 1))
         self.quant = quant  # shared by the stage: both add operands and the sum
