@@ -8,6 +8,14 @@ the class scores and labels with random tready stalls. Measured from the transfe
   (the median over the frames after the first, whose interval includes filling the pipeline);
 * latency: from the first pixel of frame 0 accepted to its label leaving;
 * FPS at the design's clock.
+
+The testbench calls a deadlock when no beat moves on the external ports for a number of
+cycles. That number follows the design (`watchdog_cycles`), not a constant: a heavily folded
+plan legitimately goes a long time without an external beat (after the last pixel of a frame,
+until its first score), so the limit is twice the planner's serial bound on that gap, the sum
+of every layer's cycles per frame (each layer finishing a whole frame before the next starts:
+no pipeline is slower), stretched by the stall probability, and at least `MIN_WATCHDOG`.
+A real deadlock is still reported, after that many idle cycles, naming the streams.
 """
 from __future__ import annotations
 
@@ -20,6 +28,15 @@ from build_flow.ir import Graph
 
 from .sim import Port, build
 from .stream import pack_beats, unpack_beats
+
+MIN_WATCHDOG = 10_000  # cycles: floor for small designs (reset, FIFO warm-up)
+
+
+def watchdog_cycles(design: dict, in_stall: float = 0.0, out_stall: float = 0.0) -> int:
+    """Idle cycles (no beat on any external port) after which `design` counts as deadlocked
+    (module doc). Random stalls slow every stream by at most 1 / (1 - p)."""
+    serial = sum(design["predicted"]["cycles"].values())
+    return max(MIN_WATCHDOG, int(2 * serial / (1.0 - max(in_stall, out_stall))) + 1)
 
 
 @dataclass
@@ -37,6 +54,14 @@ class RtlSimResult:
     total_cycles: int
 
 
+def build_design(design: dict):
+    """The Verilator simulator of a generated design's top (cached by hw.sim.build)."""
+    ports = design["ports"]
+    pin = ports["input"]
+    return build(design["top"], design["sources"], {}, [Port(pin["port"], pin["width"])],
+                 [Port(o["port"], o["width"]) for o in ports["outputs"].values()])
+
+
 def simulate(design: dict, graph: Graph, images: np.ndarray, in_stall: float = 0.0, out_stall: float = 0.0,
              seed: int = 0, golden: dict | None = None) -> RtlSimResult:
     """`images` uint8 (N, H, W, C); `golden`: run_numpy(graph, images) if already computed."""
@@ -47,13 +72,13 @@ def simulate(design: dict, graph: Graph, images: np.ndarray, in_stall: float = 0
     pin = ports["input"]
     outs = ports["outputs"]
     t0 = time.perf_counter()
-    sim = build(design["top"], design["sources"], {}, [Port(pin["port"], pin["width"])],
-                [Port(o["port"], o["width"]) for o in outs.values()])
+    sim = build_design(design)
     build_s = time.perf_counter() - t0
     beats = pack_beats(images.reshape(-1), pin["elems"], pin["ew"])
     t0 = time.perf_counter()
     res = sim.run({pin["port"]: beats}, {o["port"]: n * o["beats_per_frame"] for o in outs.values()},
-                  in_stall=in_stall, out_stall=out_stall, seed=seed, max_idle=200_000)
+                  in_stall=in_stall, out_stall=out_stall, seed=seed,
+                  max_idle=watchdog_cycles(design, in_stall, out_stall))
     sim_s = time.perf_counter() - t0
     got = {role: unpack_beats(res.outputs[o["port"]], o["elems"], o["ew"], o["signed"], o["bipolar"])
            .reshape(n, *o["shape"]) for role, o in outs.items()}
