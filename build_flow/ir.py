@@ -27,7 +27,11 @@ MaxPool            kernel, stride (on BIPOLAR: an OR of the bits).
 SumPool            kernel, stride: integer sum of each window.
 GlobalSumPool      (H, W, C) -> (C,): integer sum.
 Fork               one input, several identical outputs (a stream read by several layers).
-AddSat             two inputs of the same datatype: clamp(a + b) to the output datatype.
+AddSat             two inputs of the same datatype: clamp(a + b) to the output datatype. An
+                   output datatype that holds every sum (one bit wider than the inputs)
+                   never clamps: the exact sum, which a per-channel Threshold then reads
+                   (the student's ``model.post_add``: an increasing function of the sum
+                   and its re-quantizer, folded into thresholds).
 Concat             channel concatenation of its inputs.
 LabelSelect        (C,) -> index of the largest value (``largest``: true) or the smallest.
 =================  =======================================================================

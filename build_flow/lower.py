@@ -11,11 +11,20 @@ every QONNX tensor one of three views:
 
 * `IntView`  – the tensor is integers × a float scale (an IR tensor exists for it);
 * `Pending`  – the tensor is a chain of float32 elementwise ops (Mul/Add/Div/Sub by
-  scalar or per-channel constants) applied to an IntView; it becomes integer again
-  at the next Quant / BipolarQuant, where the whole chain plus the quantizer is folded
-  into exact integer thresholds (build_flow.thresholds: the chain is evaluated in
-  float32, in the order the model computes it, on every reachable integer);
+  scalar or per-channel constants, PRelu with scalar or per-channel slopes) applied to
+  an IntView; it becomes integer again at the next Quant / BipolarQuant, where the
+  whole chain plus the quantizer is folded into exact integer thresholds
+  (build_flow.thresholds: the chain is evaluated in float32, in the order the model
+  computes it, on every reachable integer; a chain that is not monotone per channel is
+  refused, a decreasing one counts downwards);
 * `Weights`  – a ±1 weight tensor (BipolarQuant of an initializer).
+
+A residual add of two IntViews on one grid is held as a `_PendingSum`. Re-quantized at once
+to that grid, it becomes an AddSat (integer add, then saturation). When a float chain
+follows it instead (the student's ``model.post_add``), the sum is first materialized as
+an AddSat whose output datatype holds every sum (one bit wider than the operands: it never
+saturates), and the chain plus the quantizer after it become a per-channel Threshold on
+that exact integer sum.
 
 Anything that cannot be mapped exactly raises `LoweringError` naming the node, its op
 and why; the caller writes no IR then.
@@ -56,7 +65,8 @@ class IntView:
 @dataclass
 class Pending:
     src: IntView
-    ops: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (Mul|Add|Sub|Div, float32 const)
+    ops: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (Mul|Add|Sub|Div|PRelu, float32 const)
+    nodes: list[str] = field(default_factory=list)  # the QONNX nodes of the chain, for error messages
 
 
 @dataclass
@@ -126,7 +136,7 @@ class Lowering:
             handler = getattr(self, f"on_{node.op_type}", None)
             if handler is None:
                 self.fail(node, "unsupported op (the IR maps Quant, BipolarQuant, Conv, MatMul, Gemm, Mul, Add, Sub, "
-                                "Div, Pad, AveragePool, MaxPool, GlobalAveragePool, Flatten, Reshape, Concat)")
+                                "Div, PRelu, Pad, AveragePool, MaxPool, GlobalAveragePool, Flatten, Reshape, Concat)")
             if node.op_type == "Quant" and node.input[0] == graph_in:
                 self.on_input_quant(node)
             else:
@@ -203,12 +213,16 @@ class Lowering:
         def levels(acc: np.ndarray) -> np.ndarray:
             x = acc.astype(np.float32)[:, None] * np.float32(src.scale)  # exact: integer × power-of-two-ish
             for op, c in ops:
-                x = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide}[op](x, c)
+                x = _FLOAT32_OPS[op](x, c)
             return np.broadcast_to(quant(x.astype(np.float32)), (len(acc), channels))
 
         if src.hi - src.lo > 2 ** 22:
             self.fail(node, f"accumulator range {src.lo}..{src.hi} is too wide to enumerate")
-        th = find_thresholds(levels, src.lo, src.hi, lo, hi, channels, where=f"node '{node.name}'")
+        chain = ", ".join(v.nodes) if v.nodes else "no float ops"
+        try:
+            th = find_thresholds(levels, src.lo, src.hi, lo, hi, channels, where=f"after {chain}")
+        except ValueError as exc:  # e.g. a non-monotone chain (a PRelu with a negative slope)
+            self.fail(node, f"{exc}: no threshold unit computes it")
         shared = all(np.array_equal(th.values[0], r) for r in th.values) and len(set(th.direction)) == 1
         values, direction = (th.values[:1], th.direction[:1]) if shared else (th.values, th.direction)
         out = self.new_tensor(node.output[0].replace("_out0", ""), shape, lo, hi, bipolar)
@@ -239,15 +253,29 @@ class Lowering:
         if ca is not None and node.op_type in ("Sub", "Div"):
             self.fail(node, "a constant on the left of Sub/Div is not supported")
         x, c = (b, ca) if ca is not None else (a, cb)
+        self.extend_chain(node, x, c)
+        return True
+
+    def extend_chain(self, node, x: str, c: np.ndarray):
+        """QONNX tensor `x` (integer, pending chain or pending sum) with `node`'s op by constant `c` appended."""
         v = self.views.get(x)
+        if isinstance(v, _PendingSum):  # a float op on a residual sum: the exact integer sum first
+            v = self.materialize_sum(v)
         if isinstance(v, IntView):
             v = Pending(v)
         if not isinstance(v, Pending):
             self.fail(node, "input is not derived from a quantized tensor")
         if c.ndim >= 2 and c.shape[0] == 1 and len(c.shape) == 4 and (c.shape[2] != 1 or c.shape[3] != 1):
             self.fail(node, f"spatially varying constant {c.shape}")
-        self.views[node.output[0]] = Pending(v.src, v.ops + [(node.op_type, c)])
-        return True
+        self.views[node.output[0]] = Pending(v.src, v.ops + [(node.op_type, c)],
+                                             v.nodes + [f"'{node.name}' ({node.op_type})"])
+
+    def on_PRelu(self, node):
+        """x where x ≥ 0, slope·x below (scalar or per-channel constant slopes): a link of the float chain."""
+        slope = self.const(node.input[1])
+        if slope is None:
+            self.fail(node, "the slope must be a constant")
+        self.extend_chain(node, node.input[0], slope)
 
     def on_Mul(self, node):
         if not self.elementwise(node):
@@ -272,7 +300,18 @@ class Lowering:
                             f"operands with the same quantizer")
         if a.bipolar or b.bipolar:
             self.fail(node, "residual add of bipolar tensors is not supported")
-        self.views[node.output[0]] = _PendingSum(a, b)
+        self.views[node.output[0]] = _PendingSum(a, b, node.name, node.output[0])
+
+    def materialize_sum(self, s: "_PendingSum") -> IntView:
+        """The residual sum as an integer tensor: an AddSat whose output datatype holds every sum
+        (one bit more than its operands'), so it never saturates; later readers of the sum see it."""
+        lo, hi = s.a.lo + s.b.lo, s.a.hi + s.b.hi
+        shape = self.tensors[s.a.tensor].shape
+        out = self.new_tensor(s.output.replace("_out0", ""), shape, lo, hi)
+        self.add_layer("AddSat", s.node, [s.a.tensor, s.b.tensor], [out])
+        view = IntView(out, s.a.scale, lo, hi)
+        self.views[s.output] = view
+        return view
 
     def saturating_add(self, node, s: "_PendingSum", scale: float, lo: int, hi: int):
         if scale != s.a.scale:
@@ -480,6 +519,17 @@ class Lowering:
 class _PendingSum:
     a: IntView
     b: IntView
+    node: str = ""       # the QONNX Add node
+    output: str = ""     # and its output tensor
+
+
+def _prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """ONNX PRelu and torch.prelu in float32: x where x ≥ 0, slope·x (one rounding) below."""
+    return np.where(x < 0, x * slope, x).astype(np.float32)
+
+
+# the float chain's ops, each one correctly rounded float32 operation as in PyTorch and onnxruntime
+_FLOAT32_OPS = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide, "PRelu": _prelu}
 
 
 # qonnx's own transformations that prepare the graph. BatchNormToAffine computes

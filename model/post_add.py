@@ -17,14 +17,17 @@ FINN's MultiThreshold included (it only counts x ≥ T). A negative slope would 
 decreasing (the IR still expresses it, with direction −1; FINN does not) and a negative β a
 non-monotone one, which no threshold unit computes (the lowering refuses it).
 
-pos(p) = (p + √(p² + 4)) / 2 = exp(asinh(p / 2)) is smooth, increasing and positive, with
-pos(0) = 1, pos(±1.5) = 2 and 1/2 exactly, and pos(−p) = 1/pos(p): a log-like
-parametrization made of correctly rounded IEEE operations (×, +, √) only. The export leaves
-the parametrization as ONNX nodes on the parameter, which qonnx's cleanup folds with
-onnxruntime. ``exp`` is not correctly rounded, and onnxruntime's differs from PyTorch's by an
-ulp on some inputs (measured on the exporter's output: 1 of 64 random values), which moves a
-threshold. ×, + and √ give the same float32 bits in both. In float32 pos(p) reaches 0 only for
-p below about −8192 (p² + 4 rounds to p²), where the channel becomes constant: still monotone.
+pos(p) = (1 + max(p, 0)) / (1 + max(−p, 0)), i.e. 1 + p above 0 and 1 / (1 − p) below, is
+positive, increasing and continuously differentiable, with pos(0) = 1, pos(±1) = 2 and 1/2
+exactly, and pos(−p) = 1/pos(p): a log-like parametrization made of max, +, and ÷ only, each
+exact or correctly rounded in PyTorch and onnxruntime alike. That matters because the
+exported constant must be PyTorch's bit for bit: the TorchScript exporter folds the ops it
+knows with PyTorch's own kernels and leaves the others as ONNX nodes, which qonnx's cleanup
+folds with onnxruntime. ``exp`` stays a node, and onnxruntime's exp differs from PyTorch's by
+an ulp on some inputs (measured here: 1 of 64 random values), which moves a threshold. ``sqrt``
+is no better a choice: this machine's PyTorch CPU build computes it within an ulp, not
+correctly rounded (about 15 % of random inputs differ from numpy's and onnxruntime's), so it
+would agree only when PyTorch folds it.
 
 Every op is elementwise with one rounding, in the order the lowering evaluates it: Mul and
 Add (affine); Sub, PRelu and Add (rprelu). They run under ``torch.compile(fullgraph=True)``,
@@ -40,8 +43,11 @@ from .config import POST_ADDS
 
 
 def pos(p: Tensor) -> Tensor:
-    """(p + √(p² + 4)) / 2 > 0, increasing; exact IEEE ops only (module doc)."""
-    return (p + torch.sqrt(p * p + 4.0)) * 0.5
+    """(1 + max(p, 0)) / (1 + max(−p, 0)) > 0, increasing; exact IEEE ops only (module doc).
+    torch.maximum splits the gradient of a tie in halves, so the slope at p = 0 is 1, as on
+    either side (clamp's or relu's would be 2 or 0 there: the initial value)."""
+    zero = torch.zeros_like(p)
+    return (1.0 + torch.maximum(p, zero)) / (1.0 + torch.maximum(-p, zero))
 
 
 class PostAddAffine(nn.Module):
@@ -104,8 +110,8 @@ def randomize_post_add(model: nn.Module, g: torch.Generator) -> nn.Module:
         c = shape[1]
         tie = torch.rand(c, generator=g) < 0.5
 
-        def slope_param():   # pos(-1.5), pos(0), pos(1.5) = 1/2, 1, 2 on tie channels
-            exact = (torch.randint(-1, 2, (c,), generator=g) * 1.5).float()
+        def slope_param():   # pos(-1), pos(0), pos(1) = 1/2, 1, 2 on tie channels
+            exact = torch.randint(-1, 2, (c,), generator=g).float()
             return torch.where(tie, exact, torch.randn(c, generator=g) * 0.7)
 
         def shift(spread: float):   # multiples of s/2 on tie channels

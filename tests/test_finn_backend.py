@@ -428,3 +428,74 @@ def test_a_negative_channel_scale_moved_into_finns_weights():
     scrambled[0, 2] ^= 1
     with pytest.raises(ThresholdMismatch, match="output channel 2 are neither"):
         weight_signs(ir, scrambled, xnor=True)
+
+
+@pytest.mark.parametrize("kind", ["affine", "rprelu"])
+def test_post_add_chains_become_multithresholds_with_the_irs_thresholds(tmp_path, kind):
+    """model.post_add: the chain after a residual add (Mul/Add, or Sub/PRelu/Add: FINN has no rule for
+    a PRelu) and its quantizer become one MultiThreshold holding the IR's per-channel thresholds on
+    the exact sum, before FINN's conversion (step_bnn_prepare). The graph computes the same values
+    (qonnx's execution, every quantizer's output), the quantizer's tag moves onto the MultiThreshold,
+    and with the operands' scale absorbed (what FINN's streamlining does before AddStreams and
+    Thresholding) its thresholds are the IR's exactly; decreasing channels are refused by name."""
+    import copy
+
+    import torch
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.util.cleanup import cleanup_model
+
+    from build_flow.compile import compile_model
+    from build_flow.finn.exact_thresholds import TAG, ThresholdMismatch, ir_thresholds, reconcile
+    from build_flow.finn.post_add import PostAddChainsToMultiThreshold, post_add_chains
+    from build_flow.ir import dtype_range
+    from build_flow.models import Selected, randomize_batchnorm
+    from hw.planner import plan
+    from model.student import BiRealStudent
+
+    torch.manual_seed(0)
+    model = randomize_batchnorm(BiRealStudent((8, 16), (1, 2), 4, post_add=kind), 3).eval()
+    qonnx_model, graph = compile_model(Selected(model, (3, 32, 32), "t", "config"), tmp_path)
+    for n in qonnx_model.graph.node:   # step_bnn_prepare's tags
+        if n.op_type in ("Quant", "BipolarQuant"):
+            n.doc_string = TAG + n.output[0]
+    before = copy.deepcopy(qonnx_model)
+    assert len(post_add_chains(qonnx_model)) == 3
+    after = PostAddChainsToMultiThreshold(graph)(copy.deepcopy(qonnx_model))
+    ops = [n.op_type for n in after.graph.node]
+    assert ops.count("MultiThreshold") == 3 and not {"PRelu", "Sub"} & set(ops)
+    assert not post_add_chains(after)
+    probes = list(graph.meta["probes"])
+    images = np.random.default_rng(1).integers(0, 256, (3, 1, 3, 32, 32)).astype(np.float32)
+    iname, oname = before.graph.input[0].name, before.graph.output[0].name
+    for x in images:
+        want = execute_onnx(before, {iname: x}, return_full_exec_context=True)
+        got = execute_onnx(after, {iname: x}, return_full_exec_context=True)
+        for name in [oname] + probes:
+            assert np.array_equal(want[name], got[name]), name
+    cleaned = cleanup_model(after)   # FINN's step_qonnx_to_finn starts with qonnx's cleanup
+    assert np.array_equal(execute_onnx(cleaned, {cleaned.graph.input[0].name: images[0]})[cleaned.graph.output[0].name],
+                          execute_onnx(before, {iname: images[0]})[oname])
+    assert [m.doc_string for m in cleaned.get_nodes_by_op_type("MultiThreshold")] == \
+        [m.doc_string for m in after.get_nodes_by_op_type("MultiThreshold")]   # the tags survive the cleanup
+    blocks = [b for stage in model.stages for b in stage]
+    for mt, block in zip(after.get_nodes_by_op_type("MultiThreshold"), blocks, strict=True):
+        assert mt.doc_string.startswith(TAG)
+        ir = ir_thresholds(graph, mt.doc_string[len(TAG):])
+        layer = next(l for l in graph.layers if l.name == ir.layer)
+        add = graph.producer(layer.inputs[0])
+        assert layer.op == "Threshold" and add.op == "AddSat"
+        t = after.get_initializer(mt.input[1])
+        assert t.shape == (graph.tensors[layer.outputs[0]].shape[-1], 15)   # per channel, INT4 out
+        sum_lo, sum_hi = dtype_range(graph.tensors[add.outputs[0]].dtype)   # INT5, as FINN's AddStreams types it
+        absorbed = t / np.float32(block.quant.act_quant.scale())            # the operands' scale moved in
+        new, changed = reconcile(mt.name, absorbed, ir, sum_lo, sum_hi)
+        assert changed == 0 and np.array_equal(absorbed, ir.values)
+    # the FINN-side plan maps the IR's Threshold layers, the post-add ones included, onto Thresholding nodes
+    from build_flow.finn.folding import ordered_plan
+    names = [e["ir"] for e in ordered_plan(graph, plan(graph, 100, fps=3000))["elementwise"]["Thresholding"]]
+    post = [l for l in graph.layers if l.op == "Threshold" and graph.producer(l.inputs[0]).op == "AddSat"]
+    assert len(post) == 3 and all(l.name in names for l in post)
+    layer = post[0]
+    graph.arrays[layer.attrs["direction"]][1] = -1
+    with pytest.raises(ThresholdMismatch, match=rf"Quant '{layer.name}' after the post-add chain .*decreasing channels"):
+        PostAddChainsToMultiThreshold(graph)(copy.deepcopy(before))

@@ -15,6 +15,10 @@ in FINN's environment. What FINN's default steps do not do for a Bi-Real graph:
 * exact thresholds: each quantizer is tagged with the tensor it produces, the tag follows it onto its
   MultiThreshold, and after streamlining every tagged MultiThreshold takes the IR's integer thresholds
   (exact_thresholds.py: FINN's analytic ones round ties up, the student rounds half to even);
+* post-add functions (``model.post_add``): the float chain between a residual add and its quantizer
+  (per-channel Mul/Add, or Sub/PRelu/Add) and the quantizer become one MultiThreshold with the IR's
+  per-channel thresholds on the exact sum before FINN's conversion (post_add.py: FINN has no rule for
+  a PRelu); FINN then makes the add an AddStreams and the MultiThreshold a Thresholding layer;
 * threshold datatypes: ``RoundAndClipThresholds`` types thresholds like their input, or leaves a
   threshold of exactly 0 as FLOAT32; here every integer threshold tensor gets the narrowest integer
   type holding its values and its input's (FINN's Thresholding refuses float thresholds, and its HLS
@@ -62,6 +66,7 @@ from finn.transformation.streamline.round_thresholds import RoundAndClipThreshol
 
 from .exact_thresholds import TAG, ThresholdMismatch, ir_thresholds, orient, reconcile, to_popcount, weight_signs
 from .folding import finn_folding_config, specialize_config, write_json
+from .post_add import PostAddChainsToMultiThreshold, post_add_chains
 from .threshold_types import threshold_type_name
 
 PLAN_FILE = "bnn_plan.json"
@@ -94,6 +99,9 @@ def step_bnn_prepare(model, cfg):
     for n in model.graph.node:
         if n.op_type in ("Quant", "BipolarQuant") and not n.doc_string.startswith(TAG):
             n.doc_string = TAG + n.output[0]
+    if post_add_chains(model):   # model.post_add: the IR's thresholds for each chain + quantizer (post_add.py)
+        from build_flow.ir import load_ir
+        model = PostAddChainsToMultiThreshold(load_ir(ir_dir(cfg)))(model)
     model = _tidy(model)
     model = model.transform(InsertTopK(k=1))
     model = _tidy(model)
