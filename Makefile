@@ -9,12 +9,17 @@
 #   make eval  CKPT=… DATA=… [SPLIT=val|test|all]
 #   make data                        download the official CIFAR-10 python release into data/ (md5-checked)
 #   make gpu-train DATA=… OUT=…      teacher + flagship student with KD on one GPU (scripts/gpu_train.sh)
+#   make sweep [SWEEP=configs/sweeps/recipe-1.yaml] DATA=… [OUT=runs/sweep-NAME] [DEADLINE_S=…]
+#                                    one teacher, then K student variants side by side on one GPU, to a
+#                                    deadline; table in OUT/sweep.md (model.sweep)
 #   make compile (CKPT=…|CONFIG=…|PEER=…) [SEED=0] OUT=…      QONNX model + integer IR into OUT
 #   make verify  (CKPT=…|CONFIG=…|PEER=…) [SEED=0] [DATA=…] [IMAGES=64]
 #                                    PyTorch = QONNX = IR numpy = IR onnxruntime, bit for bit (table)
 #   make rtl    (CKPT=…|CONFIG=…|PEER=…) [FPS=3000|FOLDING=…] [CLOCK_MHZ=100] OUT=…   IR -> folding -> RTL
 #   make rtlsim (same) [IMAGES=16] [DATA=…]   Verilator: every output integer = IR golden model; cycles, FPS
 #   make synth  (same)                        Yosys synth_xilinx (7-series): LUT/FF/BRAM per layer
+#   make plan   (CONFIG=…|CONFIGS="a.yaml b.yaml"|CKPT=…|PEER=…) [FPS=3020]   screen candidates in seconds,
+#                                    no training (random weights): binary MMACs, FPS, est. LUT/FF/BRAM36, fits Pynq-Z2
 
 SHELL      := /bin/bash
 PY         := .venv/bin/python
@@ -92,6 +97,13 @@ demo: setup
 gpu-train: setup
 	DATA=$(DATA) OUT=$(if $(filter command line,$(origin OUT)),$(OUT),runs/gpu) PY=$(PY) bash scripts/gpu_train.sh
 
+.PHONY: sweep
+SWEEP_FILE = $(or $(SWEEP),configs/sweeps/recipe-1.yaml)
+sweep: setup
+	$(PY) -m model.sweep --sweep $(SWEEP_FILE) --data $(DATA) \
+	  --out $(if $(filter command line,$(origin OUT)),$(OUT),runs/sweep-$(basename $(notdir $(SWEEP_FILE)))) \
+	  $(if $(DEADLINE_S),--deadline-s $(DEADLINE_S))
+
 compile: setup
 	$(PY) -m build_flow.compile $(MODEL_ARGS) --out $(if $(filter command line,$(origin OUT)),$(OUT),build/compile)
 
@@ -106,6 +118,12 @@ rtlsim: setup
 
 synth: setup
 	$(PY) -m hw.flow synth $(HW_ARGS)
+
+# screening: CONFIGS= several configs at once, else the model as for compile (CONFIG=, CKPT=, PEER=)
+.PHONY: plan
+plan: setup
+	$(PY) -m hw.flow plan $(if $(CONFIGS),$(foreach c,$(CONFIGS),--config $(c)) --seed $(SEED),$(MODEL_ARGS)) \
+	  --clock-mhz $(CLOCK_MHZ) $(if $(FPS),--fps $(FPS)) $(if $(FOLDING),--folding $(FOLDING))
 
 include build_flow/finn/finn.mk
 

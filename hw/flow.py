@@ -3,6 +3,7 @@
     python -m hw.flow rtl    MODEL [--fps F | --lut-budget N | --folding FILE] [--clock-mhz 100] --out DIR
     python -m hw.flow rtlsim MODEL ... [--images N] [--data D] [--stall P]
     python -m hw.flow synth  MODEL ...
+    python -m hw.flow plan   (--config Y [--config Y2 ...] | --ckpt C | --peer NAME) [--fps 3020 | --lut-budget N]
 
 MODEL is --ckpt C, --config Y or --peer NAME (with --seed), as for verify.compare.
 
@@ -12,13 +13,22 @@ rtlsim  rtl, then Verilator: N images through the accelerator with random stalls
         output integer compared with the IR golden model; cycles/frame, latency, FPS
         (DIR/rtlsim.json); exit 1 on any mismatch
 synth   rtl, then Yosys synth_xilinx: LUT/FF/BRAM/DSP per layer (DIR/synth.json)
+plan    screening in seconds, no RTL, no training: each model (a config gets random weights and
+        BatchNorm, since the planner needs only the shapes and threshold counts) -> IR -> the
+        least-LUT folding for --fps (default 3020, FINN CNV_1W1A's), the fastest within
+        --lut-budget, or a --folding file; one line per model: binary MMACs, FPS at the clock,
+        the planner's LUT / FF / BRAM36 estimate (within 15 % of Yosys in total on the flagship
+        and CNV_1W1A), and whether it fits the Pynq-Z2 (53,200 LUT, 140 BRAM36; --lut-budget
+        replaces the LUT figure) at >= --fps. --out DIR is optional (DIR/<model>/ keeps the IR
+        and folding.yaml); without it everything goes to a temporary folder
 
-Each writes DIR/report.md with the charts of what has been measured so far.
+rtl, rtlsim and synth write DIR/report.md with the charts of what has been measured so far.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -26,27 +36,48 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import run_cli
+from model.errors import ConfigError, run_cli
+
+from .synth import PYNQ_Z2
 
 DEFAULT_FPS = 3000.0
+PLAN_FPS = 3020.0  # FINN CNV_1W1A at 100 MHz (finn-examples): the rate a screened candidate must reach
 
 
 def _args(argv):
-    ap = argparse.ArgumentParser(prog="python -m hw.flow", description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=("rtl", "rtlsim", "synth"))
+    ap = argparse.ArgumentParser(prog="python -m hw.flow", description=__doc__.split("\n\n")[0],
+                                 epilog=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("step", choices=("rtl", "rtlsim", "synth", "plan"))
     ap.add_argument("--ckpt")
-    ap.add_argument("--config")
+    ap.add_argument("--config", action="append", help="a student config (random weights); plan takes several")
     ap.add_argument("--peer")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True, help="the build folder")
-    ap.add_argument("--fps", type=float, help=f"target frames/s (default {DEFAULT_FPS:g} unless --lut-budget/--folding)")
-    ap.add_argument("--lut-budget", type=int, help="the fastest folding whose estimated LUTs fit")
+    ap.add_argument("--out", help="the build folder (required except for plan)")
+    ap.add_argument("--fps", type=float, help=f"target frames/s (default {DEFAULT_FPS:g} unless --lut-budget/"
+                    f"--folding; plan: the rate to reach, default {PLAN_FPS:g})")
+    ap.add_argument("--lut-budget", type=int, help="the fastest folding whose estimated LUTs fit "
+                    "(plan: also the LUT budget it is checked against)")
     ap.add_argument("--folding", help="a folding file (YAML) to use instead of planning")
     ap.add_argument("--clock-mhz", type=float, default=100.0)
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--data", help="real images (zip, ImageFolder or cifar-10-batches-py); else seeded random")
     ap.add_argument("--stall", type=float, default=0.2, help="probability of a stall on each side, per cycle")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.step != "plan" and not args.out:
+        ap.error(f"the following arguments are required for {args.step}: --out")
+    return args
+
+
+def _one_config(args) -> str | None:
+    """The single --config of an RTL build (only plan screens several models at once); callers
+    building their own namespace (build_flow.demo) may pass one path as a string."""
+    if not args.config or isinstance(args.config, str):
+        return args.config or None
+    if len(args.config) > 1:
+        step = getattr(args, "step", "rtl")
+        raise ConfigError(f"--config given {len(args.config)} times: {step} builds one model (plan takes several)")
+    return args.config[0]
 
 
 def build_rtl(args) -> tuple:
@@ -58,7 +89,7 @@ def build_rtl(args) -> tuple:
     from .planner import load_folding, plan, save_folding
 
     out = Path(args.out)
-    sel = select_model(args.ckpt, args.config, args.peer, args.seed)
+    sel = select_model(args.ckpt, _one_config(args), args.peer, args.seed)
     t0 = time.perf_counter()
     qonnx_model, graph = compile_model(sel, out)
     if args.folding:
@@ -130,6 +161,72 @@ def run_synth(args, design) -> int:
     return 0
 
 
+def _screened_models(args) -> list[tuple]:
+    """(ckpt, config, peer) of every model plan screens, in the order given."""
+    models = [(None, c, None) for c in args.config or []]
+    models += [(args.ckpt, None, None)] if args.ckpt else []
+    models += [(None, None, args.peer)] if args.peer else []
+    if not models:
+        raise ConfigError("plan: give the models to screen: --config Y (one or more), --ckpt C or --peer NAME")
+    return models
+
+
+def plan_one(sel, out_dir: Path, args, fps: float, budget: dict) -> dict:
+    """Compile one model to the IR, plan it and return its screening row (planner estimates)."""
+    from build_flow.compile import compile_model
+
+    from .planner import binary_macs, estimate_resources, load_folding, plan, predict_cycles, save_folding
+
+    _, graph = compile_model(sel, out_dir)
+    if args.folding:  # a given folding instead of a plan: what it reaches and costs
+        folding = load_folding(args.folding, graph)
+    elif args.lut_budget:
+        folding = plan(graph, args.clock_mhz, lut_budget=args.lut_budget)
+    else:
+        folding = plan(graph, args.clock_mhz, fps=fps)
+    save_folding(folding, out_dir / "folding.yaml")
+    res = estimate_resources(graph, folding)
+    total = {"lut": sum(r["lut"] for r in res.values()), "ff": sum(r["ff"] for r in res.values()),
+             "bram36": round(sum(r["bram36"] for r in res.values()), 1)}
+    reached = args.clock_mhz * 1e6 / max(predict_cycles(graph, folding).values())
+    return {"name": sel.name, "mmacs": binary_macs(graph) / 1e6, "fps": reached, **total,
+            "short": _shortfalls(reached, total, fps, budget)}
+
+
+def _shortfalls(reached: float, total: dict, fps: float, budget: dict) -> list[str]:
+    """Why a plan does not fit: the FPS it misses, the resources it exceeds (empty: it fits)."""
+    short = [f"{reached:.0f} FPS < {fps:g}"] if reached < fps else []
+    short += [f"LUT {total['lut']} > {budget['lut']}"] if total["lut"] > budget["lut"] else []
+    short += [f"BRAM36 {total['bram36']:g} > {budget['bram36']}"] if total["bram36"] > budget["bram36"] else []
+    return short
+
+
+def run_plan(args) -> int:
+    """Screen each model: one line with its binary MMACs, FPS and estimated resources."""
+    import tempfile
+
+    from build_flow.models import select_model
+
+    fps = args.fps if args.fps is not None else PLAN_FPS
+    if not math.isfinite(fps) or fps <= 0:
+        raise ConfigError(f"plan: --fps {fps:g} must be a positive number of frames per second")
+    if args.lut_budget is not None and args.lut_budget <= 0:
+        raise ConfigError(f"plan: --lut-budget {args.lut_budget} must be positive")
+    budget = {"lut": args.lut_budget or PYNQ_Z2["lut"], "bram36": PYNQ_Z2["bram36"]}
+    sels = [select_model(ckpt, config, peer, args.seed) for ckpt, config, peer in _screened_models(args)]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [plan_one(sel, Path(args.out or tmp) / sel.name, args, fps, budget) for sel in sels]
+    # the table after every compile, so that the exporters' warnings do not land inside it
+    print(f"plan at {args.clock_mhz:g} MHz for >= {fps:g} FPS; budget {budget['lut']} LUT, {budget['bram36']} BRAM36 "
+          f"(Pynq-Z2{', LUT budget given' if args.lut_budget else ''}); planner estimates, no synthesis")
+    print(f"{'model':32} {'binary MMACs':>12} {'FPS':>7} {'LUT':>7} {'FF':>7} {'BRAM36':>7}  fits")
+    for row in rows:
+        verdict = "no (" + ", ".join(row["short"]) + ")" if row["short"] else "yes"
+        print(f"{row['name']:32} {row['mmacs']:12.1f} {row['fps']:7.0f} {row['lut']:7d} {row['ff']:7d} "
+              f"{row['bram36']:7.1f}  {verdict}")
+    return 0
+
+
 def design_hash(out) -> str:
     """Content hash of the generated RTL (sources and memories): a measurement belongs to it."""
     from .report import design_hash as h
@@ -140,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     from .report import write_report
 
     args = _args(argv)
+    if args.step == "plan":
+        return run_plan(args)
     sel, _, graph, _, design = build_rtl(args)
     rc = 0
     if args.step == "rtlsim":

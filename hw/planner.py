@@ -18,12 +18,15 @@ The folding file (YAML, hand-editable)::
 
 `plan` picks the cheapest folding meeting a frame rate (or the fastest within a LUT
 budget); `predict_cycles` gives each layer's cycles per frame (the bottleneck sets the
-frame interval); `estimate_resources` a first-order LUT/FF/BRAM figure per layer.
+frame interval); `estimate_resources` a LUT/FF/BRAM figure per layer and for the FIFOs and width
+converters between layers, each module costed as the RTL builds it from costs measured in Yosys.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,7 @@ from build_flow.ir import Graph, Layer, dtype_range
 from model.atomic import atomic_write
 from model.errors import ConfigError
 
+from .mvtu_mem import threshold_width
 from .stream import elem_width
 
 # ops whose folding the file names; SlidingWindow and Fork follow their neighbours
@@ -144,99 +148,314 @@ def predict_cycles(graph: Graph, folding: Folding) -> dict[str, int]:
     return cycles
 
 
-# ---------------------------------------------------------------- resources (first order)
+def binary_macs(graph: Graph) -> int:
+    """XNOR-popcount MACs per frame: MH x MW per vector of every MatrixVector with BIPOLAR input."""
+    total = 0
+    for layer in graph.layers:
+        if layer.op == "MatrixVector" and graph.tensors[layer.inputs[0]].dtype == "BIPOLAR":
+            mh, mw, vectors, _ = _mv_shape(graph, layer)
+            total += mh * mw * vectors
+    return total
+
+
+# ---------------------------------------------------------------- resources (calibrated on Yosys)
+#
+# Each module is costed as the RTL builds it; the per-primitive costs below were measured with
+# Yosys 0.23 `synth_xilinx` (7-series) on the generated modules synthesized one at a time, LUTs
+# counted as hw/synth.py counts them (LUTRAM, SRLs and INV cells included).
+
+# bnn_mvtu's XNOR-popcount: an adder tree over SIMD one-bit XNORs whose node widths Yosys trims to
+# the count they can hold (_popcount_tree_luts: 2.75 LUTs per input at SIMD 32, 2.94 at 252; an
+# XNOR folds into its first adder). With more than one neuron fold the input comes through the
+# fold buffer's 2:1 mux, which abc copies into every PE's leaves: 0.5 more per product (measured
+# per PE: 2.9 without the buffer; with it 3.6 at SIMD 252, 3.1 at SIMD 32).
+POPCOUNT_BUFFER_LUTS = 0.5
+# Integer inputs (±x per weight, then full-width adders): LUTs per product per partial-sum bit
+# (measured 2.3 on the 8-bit stems: SIMD 27 x PE 2 and SIMD 3 x PE 16).
+INT_PRODUCT_LUTS = 2.3
+# A distributed ROM (weights, threshold levels) reads one word per cycle. Narrow words take one LUT
+# per bit per 64 words, as LUT6s would; words of >= 128 bits (PE*SIMD of most convolutions) map
+# block by block: about 1.5 LUTs per bit per 32 words, a last block of <= 4 words 0.2. Measured
+# LUTs per bit of word in bnn_mvtu: 28 words 1.44, 32: 1.6, 36: 1.47, 48: 3.15, 64: 3.62,
+# 96: 5.52, 112: 5.5 and 6.3 (1008- and 504-bit words).
+WIDE_ROM_BITS = 128
+WIDE_ROM_BLOCK_LUTS = 1.5
+# Yosys' own choice for a ROM without a style (the threshold levels): 16 kbit of 224 words stayed in
+# logic, of 448 words went to block RAM (flagship Conv_1 / Conv_3)
+THRESHOLD_BRAM_WORDS = 257
+# Fixed costs per module (counters, handshakes), measured.
+MVTU_CONTROL_LUTS = 30    # plus 2 per bit of its three fold / address counters
+SWG_LUTS = 215            # bnn_swg: 190..250 on the 12 windows of the flagship and CNV_1W1A
+FIFO_CONTROL_LUTS = (15, 40, 90)  # bnn_fifo pointers and flags: <= 32 beats, LUTRAM, block RAM
+# element-wise modules: (fixed LUTs, LUTs per bit of the beat); measured e.g. bnn_pool summing
+# 8 x 8 bits 392, 4 x 8 bits 339; OR-pooling 8 x 1 bit 133; bnn_addsat 8 x 6 bits 148
+ELEMENTWISE_LUTS = {"SumPool": (280, 2), "MaxPool": (110, 2), "GlobalSumPool": (100, 3), "AddSat": (4, 3),
+                    "Concat": (20, 1), "LabelSelect": (10, 1)}
+# the extra resources entry: FIFOs and width converters the generator inserts between layers
+GLUE = "(FIFOs, width converters)"
+
+_BRAM_SHAPES = ((1.0, ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))),
+                (0.5, ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))))
+
 
 def estimate_resources(graph: Graph, folding: Folding) -> dict[str, dict[str, float]]:
-    """LUT / FF / BRAM36 per layer from simple per-bit costs: ~2 LUTs per XNOR-popcount
-    bit-product (calibrated on Yosys for CNV_1W1A), twice the input width per integer
-    product, threshold units as built (_threshold_unit: parallel comparators, or the binary
-    search's comparators and level ROMs), deep memories in BRAM36 (_memory_luts_or_bram).
-    A guide for planning; Yosys gives the real count."""
+    """LUT / FF / BRAM36 per layer, plus the FIFOs and width converters between layers (the
+    GLUE entry), each module costed as the RTL builds it (see the constants above). Within
+    15 % of Yosys in total on the flagship and CNV_1W1A; Yosys (make synth) gives the real count."""
     elems = stream_elems(graph, folding)
     res = {}
     for layer in graph.layers:
-        lut = ff = bram = 0.0
-        if layer.op == "MatrixVector":
-            lut, ff, bram = _mv_resources(graph, layer, folding.pe(layer.name), folding.simd(layer.name))
-        elif layer.op == "SlidingWindow":
-            h, w, c = graph.tensors[layer.inputs[0]].shape
-            k, s = layer.attrs["kernel"], layer.attrs["stride"]
-            ew = elem_width(graph.tensors[layer.inputs[0]].dtype)
-            lut += 60 + elems[layer.outputs[0]] * ew
-            lut += _memory_luts_or_bram((k + s) * w * c * ew, elems[layer.outputs[0]] * ew, res_bram := [0.0])
-            bram += res_bram[0]
-            ff += elems[layer.outputs[0]] * ew * 2 + 64
-        elif layer.op == "Threshold":
-            n_t = graph.arrays[layer.attrs["thresholds"]].shape[1]
-            in_w = elem_width(graph.tensors[layer.inputs[0]].dtype)
-            c, pe = graph.tensors[layer.inputs[0]].shape[-1], folding.pe(layer.name)
-            t_lut, t_bram = _threshold_unit(n_t, in_w, pe, c // pe)  # bnn_threshold: the same circuit
-            lut, bram = lut + t_lut + 20, bram + t_bram
-        else:
-            e = elems[layer.outputs[0]]
-            ew = max(elem_width(graph.tensors[n].dtype) for n in (*layer.inputs, *layer.outputs))
-            lut += 10 + e * ew * (2 if layer.op in ("AddSat", "SumPool", "GlobalSumPool", "MaxPool") else 1)
-            ff += e * ew * 2
-            if layer.op in ("SumPool", "MaxPool"):
-                w, c = graph.tensors[layer.outputs[0]].shape[1:]
-                lut += _memory_luts_or_bram(w * c * ew, e * ew, res_bram := [0.0])
-                bram += res_bram[0]
-        res[layer.name] = {"lut": round(lut), "ff": round(ff), "bram36": round(bram, 1)}
+        lut, ff, bram = _layer_resources(graph, layer, folding, elems)
+        res[layer.name] = _rounded(lut, ff, bram)
+    res[GLUE] = _rounded(*_glue_resources(graph, folding, elems))
     return res
+
+
+def _rounded(lut: float, ff: float, bram: float) -> dict[str, float]:
+    return {"lut": round(lut), "ff": round(ff), "bram36": round(bram, 1)}
+
+
+def _layer_resources(graph: Graph, layer: Layer, folding: Folding, elems: dict) -> tuple[float, float, float]:
+    """(LUT, FF, BRAM36) of the module the generator instantiates for one IR layer."""
+    if layer.op == "MatrixVector":
+        return _mv_resources(graph, layer, folding.pe(layer.name), folding.simd(layer.name))
+    if layer.op == "SlidingWindow":
+        return _window_resources(graph, layer, elems[layer.outputs[0]])
+    if layer.op == "Threshold":
+        return _threshold_layer_resources(graph, layer, folding.pe(layer.name))
+    if layer.op == "Fork":  # bnn_fork: one register of the beat, a valid bit per output
+        return 4.0, elem_width(graph.tensors[layer.inputs[0]].dtype) * elems[layer.inputs[0]] + len(layer.outputs), 0.0
+    return _elementwise_resources(graph, layer, elems[layer.outputs[0]])
 
 
 def _mv_resources(graph: Graph, layer: Layer, pe: int, simd: int) -> tuple[float, float, float]:
     """(LUT, FF, BRAM36) of one bnn_mvtu at this folding (what the planner minimizes)."""
     mh, mw, _, _ = _mv_shape(graph, layer)
     in_dt = graph.tensors[layer.inputs[0]].dtype
-    lo, hi = dtype_range(in_dt)
-    acc_w = (mw * max(abs(lo), abs(hi))).bit_length() + 1
-    per_product = 2.0 if in_dt == "BIPOLAR" else 2.0 * elem_width(in_dt)  # Yosys: ~2 LUT per XNOR-popcount bit
-    lut = pe * (simd * per_product + acc_w)
-    ff = pe * acc_w * 2 + simd * elem_width(in_dt) * 2
-    bram = [0.0]
-    lut += _memory_luts_or_bram(mh * mw, pe * simd, bram)
-    total_bram = bram[0]
-    lut += _memory_luts_or_bram(mw * elem_width(in_dt), simd * elem_width(in_dt), bram)
-    total_bram += bram[0]
+    ew = elem_width(in_dt)
+    acc_w = _acc_width(mw, in_dt)
+    nf, sf = mh // pe, mw // simd
+    out_w = elem_width(graph.tensors[layer.outputs[0]].dtype)
+    if in_dt == "BIPOLAR":
+        dot = _popcount_tree_luts(simd) + (POPCOUNT_BUFFER_LUTS * simd if nf > 1 else 0.0)
+    else:
+        dot = INT_PRODUCT_LUTS * simd * _partial_sum_width(simd, ew)
+    counter_bits = sum(max(1, (n - 1).bit_length()) for n in (sf, nf, sf * nf))
+    lut = pe * (dot + acc_w + out_w) + MVTU_CONTROL_LUTS + 2 * counter_bits
+    # input (and fold buffer read) registers, partial sums and accumulators, output and skid, control
+    ff = ew * simd * (2 if nf > 1 else 1) + pe * (2 * acc_w + 2 * out_w) + 2 * counter_bits + 20
+    w_lut, w_bram = _rom(nf * sf, pe * simd)
+    lut, bram = lut + w_lut, w_bram
+    ff += pe * simd if w_bram == 0 else 0  # the weight register sits in the block RAM's output
+    if nf > 1:  # the fold buffer: one vector, read and written at one address
+        lut += ew * simd * -(-sf // 64)
     if layer.attrs.get("thresholds") is not None:
-        n_t = graph.arrays[layer.attrs["thresholds"]].shape[1]
-        t_lut, t_bram = _threshold_unit(n_t, acc_w, pe, mh // pe)
-        lut, total_bram = lut + t_lut, total_bram + t_bram
-    return lut, ff, total_bram
+        t = graph.arrays[layer.attrs["thresholds"]]
+        t_lut, t_ff, t_bram = _threshold_unit(t, acc_w, pe, nf)
+        lut, ff, bram = lut + t_lut, ff + t_ff, bram + t_bram
+    return lut, ff, bram
 
 
-def _threshold_unit(levels: int, t_w: int, pe: int, nf: int) -> tuple[float, float]:
-    """(LUT, BRAM36) of bnn_mvtu's activation for PE channels, NF channel groups. Binary search:
-    one comparator per level and per-level ROMs (level j: NF*2^(j-1) words of 2 thresholds);
-    parallel: one comparator per threshold and a popcount. Calibrated on Yosys: PE 4, 63 levels,
-    NF 1 gives 843 LUT measured, 816 here."""
-    bram = [0.0]
-    if levels >= 15 and (levels + 1) & levels == 0:
-        s = levels.bit_length()
-        lut = pe * s * t_w + _memory_luts_or_bram(nf * pe * t_w, pe * t_w, bram)
-        total = bram[0]
-        for j in range(1, s):
-            lut += _memory_luts_or_bram(nf * (1 << (j - 1)) * pe * 2 * t_w, pe * 2 * t_w, bram)
-            total += bram[0]
-        return lut, total
-    lut = pe * levels * t_w * 0.6 + _memory_luts_or_bram(nf * pe * levels * t_w, pe * levels * t_w, bram)
-    return lut, bram[0]
+def _acc_width(mw: int, in_dt: str) -> int:
+    lo, hi = dtype_range(in_dt)
+    return (mw * max(abs(lo), abs(hi))).bit_length() + 1
 
 
-_BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
+def _partial_sum_width(simd: int, ew: int) -> int:
+    """bnn_mvtu's PW, $clog2(SIMD + 1) + IN_EW + 2: every adder-tree node's width for integer inputs."""
+    return simd.bit_length() + ew + 2
 
 
-def _memory_luts_or_bram(bits: int, width: int, bram_out: list[float]) -> float:
-    """A memory of `bits` in words of `width`: deep ones (≥ 128 words, > 16 kbit) in BRAM36
-    (the best of its aspect ratios), shallow ones in LUTRAM (one LUT per bit of width per
-    64 words), as bnn_mvtu's WEIGHT_BRAM rule does."""
-    width = max(1, width)
-    depth = max(1, -(-bits // width))
-    if depth >= 128 and bits > 16 * 1024:
-        bram_out[0] = min(-(-width // w) * -(-depth // d) for w, d in _BRAM36_SHAPES)
-        return 0.0
-    return width * -(-depth // 64)
+@lru_cache(maxsize=None)
+def _popcount_tree_luts(simd: int) -> float:
+    """LUTs of bnn_mvtu's heap-ordered adder tree over `simd` one-bit terms (leaves padded to a
+    power of two): one LUT per result bit of every adder with two non-empty inputs, a node
+    holding n terms being n.bit_length() bits wide once Yosys trims it."""
+    leaves = 1 << max(0, (simd - 1).bit_length())
+
+    def node(lo: int, size: int) -> tuple[int, int]:  # (terms below, LUTs below) of leaves lo..lo+size-1
+        if size == 1:
+            return int(lo < simd), 0
+        (a, la), (b, lb) = node(lo, size // 2), node(lo + size // 2, size // 2)
+        return a + b, la + lb + ((a + b).bit_length() if a and b else 0)
+
+    return float(node(0, leaves)[1])
+
+
+def _threshold_unit(thresholds: np.ndarray, x_w: int, n: int, groups: int) -> tuple[float, float, float]:
+    """(LUT, FF, BRAM36) of bnn_thres_step for N elements per beat and G threshold groups.
+    Binary search (L = 2^S - 1 >= 15, as hw/mvtu_mem.use_search picks): per element S comparators
+    and S-1 child selects, level j's ROM holding G*2^(j-1) words of 2 thresholds per element.
+    Parallel: L comparators and a popcount per element, one ROM word of N*L thresholds per group.
+    Measured in bnn_mvtu (LUTs with it minus without), L 63: PE 4, 14 groups: 1237 (1224 here);
+    PE 4, 28 groups: 1133 (1168); PE 2, 56 groups: 539 (572); PE 2, 28 groups of 14 bits: 794 (796)."""
+    levels = thresholds.shape[1]
+    search = levels >= 15 and (levels + 1) & levels == 0
+    s = levels.bit_length()
+    if thresholds.shape[0] == 1 or bool(np.all(thresholds == thresholds[0])):
+        # one row for every channel (a per-tensor requantizer): the ROMs are constants, which Yosys
+        # folds into the comparators; each count bit is then a small function of x (measured
+        # 81..127 LUT for the flagship's and CNV's three)
+        return n * s * (x_w + 1), n * ((s - 1) * (x_w + s) if search else s), 0.0
+    t_w = threshold_width(thresholds)
+    cw = max(x_w, t_w) + 1
+    if search:
+        lut = n * (s * cw + (s - 1) * t_w)
+        ff = n * ((s - 1) * (2 * t_w + x_w + s) + t_w + 1)
+        roms = [(groups, n * t_w)] + [(groups << (j - 1), n * 2 * t_w) for j in range(1, s)]
+    else:
+        lut = n * (levels * cw + levels)
+        ff = n * (levels * t_w + 1)
+        roms = [(groups, n * levels * t_w)]
+    bram = 0.0
+    for depth, width in roms:
+        r_lut, r_bram = _rom(depth, width, bram_from=THRESHOLD_BRAM_WORDS)
+        lut, bram = lut + r_lut, bram + r_bram
+    return lut, ff, bram
+
+
+def _threshold_layer_resources(graph: Graph, layer: Layer, e: int) -> tuple[float, float, float]:
+    """bnn_threshold: the activation over E elements per beat, C/E groups."""
+    x = graph.tensors[layer.inputs[0]]
+    x_w = elem_width(x.dtype) + 1  # bnn_threshold compares its input as a signed value
+    t_lut, t_ff, t_bram = _threshold_unit(graph.arrays[layer.attrs["thresholds"]], x_w, e, x.shape[-1] // e)
+    out_w = elem_width(graph.tensors[layer.outputs[0]].dtype)
+    return t_lut + 2 * e * out_w + 20, t_ff + e * (x_w + 2 * out_w) + 10, t_bram
+
+
+def _window_resources(graph: Graph, layer: Layer, e: int) -> tuple[float, float, float]:
+    """bnn_swg: address logic (about constant) and its line buffer of K+S rows, E elements a word."""
+    h, w, c = graph.tensors[layer.inputs[0]].shape
+    ew = elem_width(graph.tensors[layer.inputs[0]].dtype)
+    k, s = layer.attrs["kernel"], layer.attrs["stride"]
+    m_lut, m_bram = _buffer((k + s) * w * c // e, e * ew)
+    return SWG_LUTS + m_lut, 60, m_bram
+
+
+def _elementwise_resources(graph: Graph, layer: Layer, e: int) -> tuple[float, float, float]:
+    """Pools, AddSat, Concat, LabelSelect: logic per bit of the beat, and a pool's row of sums."""
+    ew = max(elem_width(graph.tensors[n].dtype) for n in (*layer.inputs, *layer.outputs))
+    fixed, per_bit = ELEMENTWISE_LUTS.get(layer.op, (10, 1))
+    lut, ff, bram = fixed + per_bit * e * ew, 2 * e * ew + 10, 0.0
+    if layer.op in ("SumPool", "MaxPool", "GlobalSumPool"):
+        out = graph.tensors[layer.outputs[0]].shape  # a pool holds one output row, a global pool one pixel
+        m_lut, bram = _buffer(int(np.prod(out[-2:] if layer.op != "GlobalSumPool" else out[-1:])) // e, e * ew)
+        lut += m_lut
+    return lut, ff, bram
+
+
+# ---------------------------------------------------------------- memories
+
+def _rom(depth: int, width: int, bram_from: int = 128) -> tuple[float, float]:
+    """(LUT, BRAM36) of a ROM read one word per cycle: block RAM from `bram_from` words and 16 kbit
+    (bnn_mvtu's WEIGHT_BRAM rule for weights: 128; THRESHOLD_BRAM_WORDS for what Yosys picks), else logic."""
+    if depth >= bram_from and depth * width >= 16 * 1024:
+        return _bram_read_mux(depth, width), _bram36(depth, width, 72 if bram_from <= 128 else 36)
+    if depth <= 4:
+        return 0.2 * width, 0.0
+    if width >= WIDE_ROM_BITS:
+        blocks, rest = divmod(depth, 32)
+        last = 0.0 if rest == 0 else 0.2 if rest <= 4 else WIDE_ROM_BLOCK_LUTS
+        return width * (WIDE_ROM_BLOCK_LUTS * blocks + last), 0.0
+    return width * -(-depth // 64), 0.0
+
+
+def _ram(depth: int, width: int) -> tuple[float, float]:
+    """(LUT, BRAM36) of a FIFO's simple dual-port RAM: LUTRAM (RAM32M: 6 bits x 32 words per 4 LUTs,
+    RAM64M: 3 x 64) unless deeper than 127 words and over 2 kbit (what Yosys picked for bnn_fifo)."""
+    if depth >= 128 and depth * width > 2048:
+        return 0.0, _bram36(depth, width)
+    return 4.0 * min(-(-width // 6) * -(-depth // 32), -(-width // 3) * -(-depth // 64)), 0.0
+
+
+def _buffer(depth: int, width: int) -> tuple[float, float]:
+    """(LUT, BRAM36) of a window's line buffer or a pool's row buffer: Yosys puts every one above
+    2 kbit in block RAM (all 15 measured), the rest in LUTRAM."""
+    if depth * width > 2048:
+        return 0.0, _bram36(depth, width)
+    return _ram(depth, width)
+
+
+def _bram36(depth: int, width: int, max_width: int = 72) -> float:
+    """Block RAMs (RAMB18 = 0.5) of the best aspect ratio for depth x width; `max_width` is a RAMB36's
+    widest port (72 in simple dual-port mode, 36 for a ROM Yosys maps on its own), a RAMB18's is half."""
+    return min(cost * -(-width // w) * -(-depth // d) for cost, shapes in _BRAM_SHAPES for w, d in shapes
+               if w <= max_width * cost)
+
+
+def _bram_read_mux(depth: int, width: int) -> float:
+    """LUTs selecting the addressed row of block RAMs stacked in depth (a 4:1 mux per LUT6)."""
+    rows = min(-(-depth // d) for _, shapes in _BRAM_SHAPES for w, d in shapes if w >= min(width, 72))
+    return width * -(-(rows - 1) // 3)
+
+
+# ---------------------------------------------------------------- FIFOs and width converters
+
+def _glue_resources(graph: Graph, folding: Folding, elems: dict) -> tuple[float, float, float]:
+    """(LUT, FF, BRAM36) of what hw/generate.py inserts between layers: a width converter where a
+    stream's width changes (through the gcd), a one-vector FIFO in front of a multi-fold matrix
+    unit, and a FIFO on every fork branch (sized by the generator's own rule)."""
+    lut = ff = bram = 0.0
+    fork_fifos = _fork_fifo_depths(graph, folding, elems)
+    for layer in graph.layers:
+        for i, tensor in enumerate(layer.inputs):
+            ew = elem_width(graph.tensors[tensor].dtype)
+            have, want = elems[tensor], _wanted_elems(graph, layer, folding, elems)
+            parts = [_dwc(ew, a, b) for a, b in ((have, math.gcd(have, want)), (math.gcd(have, want), want)) if a != b]
+            if (layer.name, i) in fork_fifos:
+                parts.append(_fifo(fork_fifos[(layer.name, i)], have * ew))
+            if layer.op == "MatrixVector" and i == 0:
+                parts.append(_vector_fifo(graph, layer, folding.pe(layer.name), want))
+            for p_lut, p_ff, p_bram in parts:
+                lut, ff, bram = lut + p_lut, ff + p_ff, bram + p_bram
+    return lut, ff, bram
+
+
+def _wanted_elems(graph: Graph, layer: Layer, folding: Folding, elems: dict) -> int:
+    """Elements per beat a layer's module takes on its inputs (hw/generate.py's `want`)."""
+    if layer.op == "MatrixVector":
+        return folding.simd(layer.name)
+    if layer.op in ("SlidingWindow", "Fork"):
+        return elems[layer.outputs[0]]
+    return folding.pe(layer.name)
+
+
+def _fork_fifo_depths(graph: Graph, folding: Folding, elems: dict) -> dict[tuple[str, int], int]:
+    """(reader, input) -> depth of the FIFO the generator puts on each fork branch."""
+    from dataclasses import replace
+
+    from .generate import branch_fifo_depths  # the generator's rule (it imports this module)
+
+    folded = apply_folding(replace(graph, layers=[copy.copy(l) for l in graph.layers]), folding)
+    depths = {}
+    for fork in (l for l in folded.layers if l.op == "Fork"):
+        for out, depth in zip(fork.outputs, branch_fifo_depths(folded, fork, elems)):
+            reader = folded.consumers(out)[0]
+            depths[(reader.name, reader.inputs.index(out))] = depth
+    return depths
+
+
+def _vector_fifo(graph: Graph, layer: Layer, pe: int, simd: int) -> tuple[float, float, float]:
+    """The one-vector FIFO, at SIMD width, in front of a matrix unit with several neuron folds."""
+    mh, mw, _, _ = _mv_shape(graph, layer)
+    if mh // pe == 1:
+        return 0.0, 0.0, 0.0
+    return _fifo(max(4, mw // simd + 2), simd * elem_width(graph.tensors[layer.inputs[0]].dtype))
+
+
+def _fifo(depth: int, width: int) -> tuple[float, float, float]:
+    """bnn_fifo: DEPTH words plus the output register."""
+    m_lut, m_bram = _ram(depth, width)
+    control = FIFO_CONTROL_LUTS[2 if m_bram else (0 if depth <= 32 else 1)]
+    return m_lut + control, width + 2 * math.ceil(math.log2(depth + 1)) + 4, m_bram
+
+
+def _dwc(ew: int, in_e: int, out_e: int) -> tuple[float, float, float]:
+    """bnn_dwc: gathering registers the wide beat (few LUTs); splitting shifts it out (about
+    1.5 LUT per input bit, measured 12..194)."""
+    if out_e > in_e:
+        return 8.0, out_e * ew + 4, 0.0
+    return 1.5 * in_e * ew + 5, in_e * ew + 4, 0.0
 
 
 def total_luts(graph: Graph, folding: Folding) -> int:
@@ -271,12 +490,17 @@ def _fold_matrix_vector(graph: Graph, layer: Layer, target: int) -> dict[str, in
     simds = [s for s in _divisors(mw) if s == 1 or s * ew <= MAX_SIMD_BITS]
     simds = [s for s in simds if window is None
              or _window_cycles(graph, window, window_elems(s, channels)) <= target] or simds
-    options = [(_mv_resources(graph, layer, pe, simd)[0], pe * simd, -simd, pe, simd)
+    options = [(_mv_choice_luts(graph, layer, pe, simd), pe * simd, -simd, pe, simd)
                for simd in simds for pe in _divisors(mh) if vectors * (mw // simd) * (mh // pe) <= target]
     if not options:  # out of reach: the most parallel folding allowed
         return {"pe": mh, "simd": max(simds)}
     *_, pe, simd = min(options)
     return {"pe": pe, "simd": simd}
+
+
+def _mv_choice_luts(graph: Graph, layer: Layer, pe: int, simd: int) -> float:
+    """What a folding of one matrix unit costs: the unit and the input FIFO its folding implies."""
+    return _mv_resources(graph, layer, pe, simd)[0] + _vector_fifo(graph, layer, pe, simd)[0]
 
 
 def plan(graph: Graph, clock_mhz: float = 100.0, fps: float | None = None, lut_budget: int | None = None) -> Folding:

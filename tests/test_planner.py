@@ -1,14 +1,17 @@
 """The folding planner and the folding file: divisibility, cycle predictions, hand-edited files
-with clear errors."""
+with clear errors; the resource estimate against recorded Yosys totals; the plan (screening) command."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from build_flow.compile import compile_model
-from build_flow.models import Selected
-from hw.planner import (MAX_SIMD_BITS, Folding, estimate_resources, load_folding, plan, predict_cycles,
-                        save_folding, stream_elems, total_luts)
+from build_flow.models import Selected, select_model
+from hw.flow import main as flow_main
+from hw.planner import (GLUE, MAX_SIMD_BITS, Folding, binary_macs, estimate_resources, load_folding, plan,
+                        predict_cycles, save_folding, stream_elems, total_luts)
 from hw.stream import elem_width
-from model.errors import ConfigError
+from model.errors import ConfigError, run_cli
 
 from helpers import tiny_student
 
@@ -48,8 +51,8 @@ def test_unreachable_target_says_so(graph):
 
 
 def test_lut_budget_plan_fits_and_is_fastest_that_fits(graph):
-    small, large = plan(graph, 100, lut_budget=1500), plan(graph, 100, lut_budget=12000)
-    for f, budget in ((small, 1500), (large, 12000)):
+    small, large = plan(graph, 100, lut_budget=4000), plan(graph, 100, lut_budget=12000)
+    for f, budget in ((small, 4000), (large, 12000)):
         assert sum(r["lut"] for r in estimate_resources(graph, f).values()) <= budget
     assert max(predict_cycles(graph, large).values()) < max(predict_cycles(graph, small).values())
     # the fastest reachable interval, at the cheapest folding reaching it (not the most parallel one)
@@ -116,3 +119,96 @@ def test_folding_file_errors_name_layer_and_field(graph, tmp_path):
 def test_plan_needs_exactly_one_goal(graph):
     with pytest.raises(ConfigError, match="not both or neither"):
         plan(graph, 100)
+
+
+# ---------------------------------------------------------------- the estimate against Yosys
+
+REPO = Path(__file__).resolve().parents[1]
+FLAGSHIP_CKPT = REPO / "models" / "student-flagship.pt"
+# Yosys 0.23 synth_xilinx totals recorded in the README (benchmarks/rtl_networks.py, 2026-11-26)
+YOSYS_LUT = {"flagship": 47105, "cnv_1w1a": 17081}
+# the 3,300-FPS plan those figures were measured on (PE x SIMD per MatrixVector)
+FLAGSHIP_3300_FPS_FOLDING = {"Conv_0": (2, 27), "Conv_1": (4, 252), "Conv_2": (4, 252), "Conv_3": (2, 252),
+                             "Conv_4": (4, 252), "Conv_5": (2, 252), "Conv_6": (4, 252), "MatMul_0": (1, 1)}
+
+
+def test_estimate_within_15_percent_of_yosys_on_the_trained_flagship(tmp_path):
+    if not FLAGSHIP_CKPT.exists():
+        pytest.skip(f"{FLAGSHIP_CKPT} not in this checkout")
+    _, g = compile_model(select_model(ckpt=str(FLAGSHIP_CKPT)), tmp_path)
+    folding = plan(g, 100, fps=3300)
+    mv = {l.name: (folding.pe(l.name), folding.simd(l.name)) for l in g.layers if l.op == "MatrixVector"}
+    assert mv == FLAGSHIP_3300_FPS_FOLDING  # the folding the Yosys figure belongs to
+    assert abs(total_luts(g, folding) / YOSYS_LUT["flagship"] - 1) < 0.15
+
+
+def test_estimate_within_15_percent_of_yosys_on_cnv_1w1a(tmp_path):
+    _, g = compile_model(select_model(peer="cnv_1w1a", seed=0), tmp_path)
+    folding = load_folding(REPO / "configs" / "folding" / "cnv_1w1a-finn-examples.yaml", g)
+    res = estimate_resources(g, folding)
+    assert res[GLUE]["lut"] > 0  # the FIFOs and width converters between layers are costed too
+    assert abs(total_luts(g, folding) / YOSYS_LUT["cnv_1w1a"] - 1) < 0.15
+
+
+# ---------------------------------------------------------------- python -m hw.flow plan (make plan)
+
+TINY_CONFIG = """name: {name}
+model:
+  arch: bireal
+  widths: [8, 16]
+  blocks: [1, {blocks}]
+  shortcut_bits: 4
+  stem_kernel: 3
+"""
+
+
+def _config(tmp_path, name: str, blocks: int = 1) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TINY_CONFIG.format(name=name, blocks=blocks))
+    return str(path)
+
+
+def _plan_rows(capsys, *argv) -> dict[str, str]:
+    """model name -> its line of `plan` output (the two header lines checked and dropped)."""
+    assert flow_main(["plan", *argv]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("plan at 100 MHz") and lines[1].split()[:3] == ["model", "binary", "MMACs"]
+    return {line.split()[0]: line for line in lines[2:]}
+
+
+def test_plan_prints_one_line_per_config(tmp_path, capsys):
+    a, b = _config(tmp_path, "tiny-a"), _config(tmp_path, "tiny-b", blocks=2)
+    rows = _plan_rows(capsys, "--config", a, "--config", b, "--out", str(tmp_path / "out"))
+    assert set(rows) == {"tiny-a-random0", "tiny-b-random0"}
+    name, mmacs, fps, lut, ff, bram, fits = rows["tiny-a-random0"].split()
+    _, g = compile_model(select_model(config=a), tmp_path / "check")
+    folding = plan(g, 100, fps=3020)
+    res = estimate_resources(g, folding)
+    assert float(mmacs) == round(binary_macs(g) / 1e6, 1)
+    assert int(fps) == round(100e6 / max(predict_cycles(g, folding).values())) and int(fps) >= 3020
+    assert (int(lut), int(ff), float(bram)) == (total_luts(g, folding), sum(r["ff"] for r in res.values()),
+                                               round(sum(r["bram36"] for r in res.values()), 1))
+    assert fits == "yes"
+    assert (tmp_path / "out" / "tiny-a-random0" / "folding.yaml").is_file()  # kept for make rtl FOLDING=
+
+
+def test_plan_says_why_a_candidate_does_not_fit(tmp_path, capsys):
+    cfg = _config(tmp_path, "tiny")
+    row = _plan_rows(capsys, "--config", cfg, "--lut-budget", "500")["tiny-random0"]
+    lut = row.split()[3]  # nothing fits 500 LUTs: the slowest folding, too slow as well
+    assert "no (" in row and f"LUT {lut} > 500" in row and "FPS < 3020" in row
+    row = _plan_rows(capsys, "--config", cfg, "--fps", "1e7")["tiny-random0"]
+    assert "no (" in row and "FPS < 1e+07" in row
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["plan", "--config", "nope.yaml"], "nope.yaml: config file not found"),
+    (["plan", "--config", "configs/student-small.yaml", "--fps", "0"], "plan: --fps 0 must be a positive number"),
+    (["plan"], "plan: give the models to screen"),
+])
+def test_plan_bad_input_is_one_error_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run_cli(flow_main, argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and message in err[-1]
