@@ -6,7 +6,7 @@ import pytest
 from build_flow.compile import compile_model
 from build_flow.models import Selected
 from hw.generate import generate
-from hw.planner import plan
+from hw.planner import FOLDED_OPS, Folding
 from hw.rtlsim import MIN_WATCHDOG, build_design, simulate, watchdog_cycles
 from hw.sim import SimError
 from hw.stream import pack_beats
@@ -19,10 +19,13 @@ OLD_FIXED_WATCHDOG = 200_000  # the constant the harness used before
 
 @pytest.fixture(scope="module")
 def slow_design(tmp_path_factory):
-    """The tiny student folded as far as it goes (1 FPS asked: PE = SIMD = 1 everywhere)."""
+    """The tiny student folded as far as it goes: PE = SIMD = 1 in every layer (a folding given
+    whole, not the planner's choice, so the latency does not depend on its cost model)."""
     d = tmp_path_factory.mktemp("slow")
     _, graph = compile_model(Selected(tiny_student(4, seed=3), (3, 32, 32), "tiny", "config"), d)
-    return graph, generate(graph, plan(graph, 100, fps=1), d)
+    layers = {l.name: ({"pe": 1, "simd": 1} if l.op == "MatrixVector" else {"pe": 1})
+              for l in graph.layers if l.op in FOLDED_OPS}
+    return graph, generate(graph, Folding(layers, clock_mhz=100.0, source="test: fully folded"), d)
 
 
 def images(n, seed):
