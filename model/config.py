@@ -249,15 +249,22 @@ def config_from_dict(data: dict, source: str = "<config>") -> Config:
     return validate(_build(Config, data, "", source), source)
 
 
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The YAML document in `path`; a missing file or bad YAML is a ConfigError naming the file
+    (`what` says what the file is for: 'config file', 'sweep file', ...)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Load a YAML config; `overrides` maps dotted keys ('train.epochs') to values."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, "config file") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections")
     for dotted, value in (overrides or {}).items():

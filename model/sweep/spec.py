@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from ..config import Config, load_config
+from ..config import Config, load_config, read_yaml
 from ..errors import CheckpointError, ConfigError, DataError
 
 CHECKPOINT = "checkpoint.pt"  # model.train.CHECKPOINT (not imported from there: that pulls in torch)
@@ -216,12 +216,7 @@ def _check_previous(stage: Stage, sweep: Path, where: str) -> None:
 def load_sweep(path: str | Path, data: str | None, out: str | Path, deadline_s: float | None = None) -> Sweep:
     """Read and validate a sweep file, building every stage's config; nothing is launched."""
     path, out = Path(path), Path(out)
-    if not path.is_file():
-        raise ConfigError(f"{path}: sweep file not found")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    doc = read_yaml(path, "sweep file")
     doc = _mapping(doc, path, "top level", TOP_KEYS)
     name = doc.get("name", path.stem)
     if not isinstance(name, str) or not name:
