@@ -175,14 +175,20 @@ def load_ir(ir_dir: str | Path) -> Graph:
         doc = json.loads(gfile.read_text())
     except json.JSONDecodeError as exc:
         raise IRError(f"{gfile}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError as exc:
+        raise IRError(f"{gfile}: not UTF-8 text (byte {exc.start})") from None
+    if not isinstance(doc, dict):
+        raise IRError(f"{gfile}: the top level must be an object, got {type(doc).__name__}")
     version = doc.get("schema_version")
     if version != SCHEMA_VERSION:
         raise IRError(f"{gfile}: schema_version {version!r} is not supported (this flow reads {SCHEMA_VERSION})")
     try:
-        with np.load(ir_dir / "tensors.npz") as npz:
+        with np.load(ir_dir / "tensors.npz", allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise IRError(f"{ir_dir / 'tensors.npz'}: unreadable ({' '.join(str(exc).split())})") from None
+    except Exception as exc:  # corrupt bytes reach zipfile, zlib and numpy's header parser, which raise anything
+        raise IRError(f"{ir_dir / 'tensors.npz'}: unreadable ({' '.join(str(exc).split()) or type(exc).__name__})") \
+            from None
+    _check_document(doc, str(gfile))
     try:
         graph = Graph(
             tensors={n: Tensor(n, tuple(t["shape"]), t["dtype"]) for n, t in doc["tensors"].items()},
@@ -192,6 +198,38 @@ def load_ir(ir_dir: str | Path) -> Graph:
     except (KeyError, TypeError) as exc:
         raise IRError(f"{gfile}: missing or malformed field {exc}") from None
     return validate(graph, str(gfile))
+
+
+def _check_document(doc: dict, where: str) -> None:
+    """The JSON types graph.json must have, before any field is used (validate checks meaning)."""
+    def need(ok: bool, what: str):
+        if not ok:
+            raise IRError(f"{where}: {what}")
+
+    def names(v) -> bool:
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+    tensors, layers = doc.get("tensors"), doc.get("layers")
+    need(isinstance(tensors, dict), "'tensors' must be an object of name -> {shape, dtype}")
+    for name, t in tensors.items():
+        need(isinstance(t, dict) and isinstance(t.get("dtype"), str) and isinstance(t.get("shape"), list)
+             and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in t["shape"]),
+             f"tensor '{name}' needs a 'shape' of non-negative integers and a 'dtype' string")
+    need(isinstance(layers, list), "'layers' must be a list")
+    for i, l in enumerate(layers):
+        need(isinstance(l, dict) and isinstance(l.get("name"), str) and isinstance(l.get("op"), str),
+             f"layer {i} needs a 'name' and an 'op' string")
+        need(names(l.get("inputs")) and names(l.get("outputs")), f"layer '{l['name']}': inputs and outputs "
+                                                                 "must be lists of tensor names")
+        need(isinstance(l.get("attrs", {}), dict), f"layer '{l['name']}': 'attrs' must be an object")
+        for key in ("weights", "thresholds", "direction"):
+            ref = l.get("attrs", {}).get(key)
+            need(ref is None or isinstance(ref, str), f"layer '{l['name']}': {key} must name an array")
+    need(isinstance(doc.get("input"), str), "'input' must be a tensor name")
+    outputs = doc.get("outputs")
+    need(isinstance(outputs, dict) and all(isinstance(v, str) for v in outputs.values()),
+         "'outputs' must be an object of role -> tensor name")
+    need(isinstance(doc.get("meta", {}), dict), "'meta' must be an object")
 
 
 # ---------------------------------------------------------------- validation
@@ -234,6 +272,8 @@ def validate(graph: Graph, where: str) -> Graph:
         if layer.op == "MatrixVector":
             w = graph.arrays[layer.attrs["weights"]]
             in_shape = graph.tensors[layer.inputs[0]].shape
+            if not in_shape or not graph.tensors[layer.outputs[0]].shape:
+                bad(layer, "needs non-scalar input and output tensors")
             mw = int(np.prod(in_shape)) if layer.attrs.get("flatten") else in_shape[-1]
             mh = graph.tensors[layer.outputs[0]].shape[-1]
             if w.shape != (mh, mw):

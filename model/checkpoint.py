@@ -74,6 +74,8 @@ def load_trained_model(path: str | Path) -> tuple[nn.Module, Config, dict[str, A
     model = build_model(cfg.model)
     load_model_state(model, state["model"], path)
     if cfg.model.arch == "bireal":
-        set_phase(model, state["phase"])
+        if state["phase"] not in (1, 2):
+            raise CheckpointError(f"{path}: phase {state['phase']!r} is not a binarization phase (1 or 2)")
+        set_phase(model, state["phase"], cfg.binarize.order)
     model.eval()
     return model, cfg, state

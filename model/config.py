@@ -259,6 +259,8 @@ def read_yaml(path: str | Path, what: str) -> Any:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
