@@ -18,6 +18,8 @@
 #   make rtl    (CKPT=…|CONFIG=…|PEER=…) [FPS=3000|FOLDING=…] [CLOCK_MHZ=100] OUT=…   IR -> folding -> RTL
 #   make rtlsim (same) [IMAGES=16] [DATA=…]   Verilator: every output integer = IR golden model; cycles, FPS
 #   make synth  (same)                        Yosys synth_xilinx (7-series): LUT/FF/BRAM per layer
+#   make pnr    (same) [DEVICE=85k]           Yosys synth_ecp5 + nextpnr-ecp5 (PyPI wheels): Fmax at
+#                                    CLOCK_MHZ, critical path, utilization (OUT/pnr.json, report)
 #   make plan   (CONFIG=…|CONFIGS="a.yaml b.yaml"|CKPT=…|PEER=…) [FPS=3020]   screen candidates in seconds,
 #                                    no training (random weights): binary MMACs, FPS, est. LUT/FF/BRAM36, fits Pynq-Z2
 
@@ -69,7 +71,7 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q --upgrade pip
 	@# torch first: a bare requirement would pull a multi-GB CUDA build
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIN)
-	@$(PY) -m pip install -q -e ".[dev]"
+	@$(PY) -m pip install -q -e ".[dev,pnr]"
 	@touch $@
 
 test: setup
@@ -118,6 +120,11 @@ rtlsim: setup
 
 synth: setup
 	$(PY) -m hw.flow synth $(HW_ARGS)
+
+.PHONY: pnr
+DEVICE ?= 85k
+pnr: setup
+	$(PY) -m hw.flow pnr $(HW_ARGS) --device $(DEVICE)
 
 # screening: CONFIGS= several configs at once, else the model as for compile (CONFIG=, CKPT=, PEER=)
 .PHONY: plan

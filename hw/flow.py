@@ -48,7 +48,7 @@ def _args(argv):
     ap = argparse.ArgumentParser(prog="python -m hw.flow", description=__doc__.split("\n\n")[0],
                                  epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=("rtl", "rtlsim", "synth", "plan"))
+    ap.add_argument("step", choices=("rtl", "rtlsim", "synth", "pnr", "plan"))
     ap.add_argument("--ckpt")
     ap.add_argument("--config", action="append", help="a student config (random weights); plan takes several")
     ap.add_argument("--peer")
@@ -63,6 +63,8 @@ def _args(argv):
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--data", help="real images (zip, ImageFolder or cifar-10-batches-py); else seeded random")
     ap.add_argument("--stall", type=float, default=0.2, help="probability of a stall on each side, per cycle")
+    ap.add_argument("--device", default="85k", help="pnr: ECP5 device (85k, 45k, 25k; CABGA381, speed 6)")
+    ap.add_argument("--pnr-seed", type=int, default=1, help="pnr: nextpnr's placement seed")
     args = ap.parse_args(argv)
     if args.step != "plan" and not args.out:
         ap.error(f"the following arguments are required for {args.step}: --out")
@@ -161,6 +163,27 @@ def run_synth(args, design) -> int:
     return 0
 
 
+def run_pnr(args, design) -> int:
+    """Yosys synth_ecp5 + nextpnr-ecp5 (open tools from PyPI): Fmax, critical path, utilization."""
+    from .pnr import DEVICES, check_fits, place_and_route
+
+    for line in check_fits(design, DEVICES[args.device]):
+        print(f"warning: {line}")
+    t = place_and_route(design, args.out, freq_mhz=args.clock_mhz, device=args.device, seed=args.pnr_seed)
+    t["design_hash"] = design_hash(args.out)
+    (Path(args.out) / "pnr.json").write_text(json.dumps(t, indent=1))
+    u, b = t["used"], t["budget"]
+    frame = design["predicted"]["frame_cycles"]
+    crit = next(iter(t["critical"].values()), {}) if t["critical"] else {}
+    print(f"nextpnr-ecp5 {t['part']} (yosys {t['yosys_s']:.0f} s, P&R {t['nextpnr_s']:.0f} s): Fmax "
+          f"{t['fmax_mhz']} MHz ({'meets' if t['timing_met'] else 'FAILS'} {t['target_mhz']:g} MHz), "
+          f"{u['lut4']}/{b['lut4']} LUT4, {u['ff']}/{b['ff']} FF, {u['dp16kd']}/{b['dp16kd']} DP16KD; "
+          f"{min(t['fmax_mhz'] or 0, t['target_mhz']) * 1e6 / frame:.0f} FPS at "
+          f"{min(t['fmax_mhz'] or 0, t['target_mhz']):g} MHz; critical path {crit.get('delay_ns')} ns "
+          f"{crit.get('source')} -> {crit.get('sink')}")
+    return 0 if t["timing_met"] and t["fits"] else 1
+
+
 def _screened_models(args) -> list[tuple]:
     """(ckpt, config, peer) of every model plan screens, in the order given."""
     models = [(None, c, None) for c in args.config or []]
@@ -245,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         rc = run_rtlsim(args, sel, graph, design)
     elif args.step == "synth":
         rc = run_synth(args, design)
+    elif args.step == "pnr":
+        rc = run_pnr(args, design)
     report = write_report(args.out)
     print(f"report: {report}")
     return rc

@@ -27,7 +27,8 @@ from build_flow.ir import Graph, Layer, dtype_range
 from model.errors import FlowError
 
 from .mvtu_mem import mvtu_params, threshold_params
-from .planner import Folding, apply_folding, estimate_resources, predict_cycles, stream_elems
+from .planner import (Folding, apply_folding, estimate_resources, mvtu_extra_latency, mvtu_pipeline, pipeline_report,
+                      predict_cycles, stream_elems)
 from .stream import elem_width, is_signed
 from .swg_model import SWG_OUT_FIFO, swg_full_rate_extra_rows, swg_max_lead_beats
 
@@ -39,6 +40,7 @@ TOP = "bnn_top"
 # join: the flagship at 28,672 planned cycles measured +5.2 % with 8 beats, +3.9 % with 32, +2.1 %
 # with 64 (a few hundred LUTRAM bits per branch).
 FIFO_SLACK = 64
+MVTU_MAX_EXTRA = 8  # bnn_mvtu's pipeline registers (MEM_REG + TREE_REGS) the FIFO sizing allows for
 FIFO_MARGIN = 1.1  # times the computed need
 
 
@@ -98,7 +100,8 @@ def _absorb(graph: Graph, layer: Layer, idx: int, elems: dict) -> float:
         extra = swg_full_rate_extra_rows(h, a["kernel"], a["stride"], a["pad"])
         return (swg_max_lead_beats(h, w, c, e, a["kernel"], a["stride"], a["pad"], extra) + SWG_OUT_FIFO) * e
     if layer.op == "MatrixVector":
-        return 2 * graph.arrays[layer.attrs["weights"]].shape[1] + 4 * layer.simd
+        # the pipeline holds one step per register: 4 + MVTU_MAX_EXTRA steps of SIMD elements
+        return 2 * graph.arrays[layer.attrs["weights"]].shape[1] + (4 + MVTU_MAX_EXTRA) * layer.simd
     if layer.op in ("MaxPool", "SumPool"):
         return layer.attrs["kernel"] * t.shape[1] * t.shape[2] + 4 * e
     if layer.op == "GlobalSumPool":
@@ -345,7 +348,8 @@ def _write_rtl(graph: Graph, folding: Folding, rtl: Path) -> dict:
                    for l in graph.layers],
         "predicted": {"cycles": cycles, "frame_cycles": max(cycles.values()),
                       "bottleneck": max(cycles, key=cycles.get),
-                      "resources": estimate_resources(graph, folding)},
+                      "resources": estimate_resources(graph, folding),
+                      "pipeline": pipeline_report(graph, folding)},
     }
 
 
@@ -363,6 +367,10 @@ def _layer_module(graph: Graph, layer: Layer, ins: list[Stream], out: Stream, me
         params = mvtu_params(mem, _ident(layer.name), graph.arrays[a["weights"]], x.dtype, out.dtype, layer.pe,
                              layer.simd, graph.arrays[a["thresholds"]] if a.get("thresholds") else None,
                              graph.arrays[a["direction"]] if a.get("direction") else None, a.get("y_min"))
+        mem_reg, levels = mvtu_pipeline(layer.simd, x.ew, folding.clock_mhz)
+        if mvtu_extra_latency(layer.simd, mem_reg, levels) > MVTU_MAX_EXTRA:
+            raise ValueError(f"SIMD {layer.simd}: the matrix unit's pipeline exceeds {MVTU_MAX_EXTRA} registers")
+        params.update({"MEM_REG": mem_reg, "TREE_LEVELS": levels})
         return "bnn_mvtu", params, [layer.simd]
     if layer.op == "SlidingWindow":
         h, w, c = x.shape

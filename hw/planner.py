@@ -34,6 +34,7 @@ import yaml
 
 from build_flow.ir import Graph, Layer, dtype_range
 from model.atomic import atomic_write
+from model.config import read_yaml
 from model.errors import ConfigError
 
 from .mvtu_mem import threshold_width
@@ -41,11 +42,18 @@ from .stream import elem_width
 
 # ops whose folding the file names; SlidingWindow and Fork follow their neighbours
 ELEMENTWISE_HEADROOM = 4
-# The planner's cap on input bits one PE sums per cycle: bnn_mvtu adds SIMD terms in one
-# registered adder tree, and ~256 one-bit terms (8 levels) is where that tree stays well inside
-# a 100 MHz cycle on 7-series parts (FINN's own foldings stay at or below SIMD 64). A folding file
-# may go beyond it by hand; timing is then the user's to check (Yosys does not time paths).
+# The planner's cap on input bits one PE sums per cycle: bnn_mvtu adds SIMD terms in an adder
+# tree that `mvtu_pipeline` splits into registered stages (so the clock does not depend on SIMD),
+# but each stage's registers and the tree's fabric grow with it (FINN's own foldings stay at or
+# below SIMD 64). A folding file may go beyond it by hand; `make pnr` then times it.
 MAX_SIMD_BITS = 256
+# Timing model of bnn_mvtu's pipeline (`mvtu_pipeline`): the logic levels of one cycle. One adder
+# level of the popcount/adder tree (a LUT, a short carry chain and its route) is taken as
+# TREE_LEVEL_NS; a cycle keeps CYCLE_OVERHEAD_NS for clock-to-out, setup and clock skew. Measured with
+# nextpnr-ecp5 on the ECP5-85F (speed 6): the unpipelined tree of a SIMD = 96 conv (7 adder levels +
+# the 2*pop - SIMD step) took 16.2 ns behind the block RAM's 5.6 ns clock-to-out (README, hw/README).
+TREE_LEVEL_NS = 2.0
+CYCLE_OVERHEAD_NS = 2.5
 FOLDED_OPS = ("MatrixVector", "Threshold", "MaxPool", "SumPool", "GlobalSumPool", "AddSat", "Concat", "LabelSelect")
 
 
@@ -247,6 +255,12 @@ def _mv_resources(graph: Graph, layer: Layer, pe: int, simd: int) -> tuple[float
     w_lut, w_bram = _rom(nf * sf, pe * simd)
     lut, bram = lut + w_lut, w_bram
     ff += pe * simd if w_bram == 0 else 0  # the weight register sits in the block RAM's output
+    # the pipeline at the default clock (mvtu_pipeline): operand register, registered tree heights
+    mem_reg, levels = mvtu_pipeline(simd, ew, 100.0)
+    ff += mem_reg * (pe * simd + ew * simd)
+    for h in range(1, tree_levels(simd)):
+        if levels and h % levels == 0:
+            ff += pe * (-(-simd // (1 << h))) * (h + ew)
     if nf > 1:  # the fold buffer: one vector, read and written at one address
         lut += ew * simd * -(-sf // 64)
     if layer.attrs.get("thresholds") is not None:
@@ -498,6 +512,59 @@ def _fold_matrix_vector(graph: Graph, layer: Layer, target: int) -> dict[str, in
     return {"pe": pe, "simd": simd}
 
 
+def tree_levels(simd: int) -> int:
+    """Adder levels of bnn_mvtu's heap tree over SIMD terms (leaves padded to a power of two)."""
+    return max(0, (simd - 1).bit_length())
+
+
+def levels_per_cycle(clock_mhz: float) -> int:
+    """Logic levels (adder levels of the matrix unit's tree) that fit one cycle at `clock_mhz`."""
+    return max(2, int((1000.0 / clock_mhz - CYCLE_OVERHEAD_NS) // TREE_LEVEL_NS))
+
+
+def mvtu_pipeline(simd: int, ew: int, clock_mhz: float) -> tuple[int, int]:
+    """(MEM_REG, TREE_LEVELS) of a bnn_mvtu at this SIMD and clock: the weight memory's read is
+    always registered once more (its clock-to-out then ends at a register); the adder tree (its
+    levels plus the leaf product or the final 2*pop - SIMD step) is split into stages of at most
+    levels_per_cycle - 1 adder levels when it does not fit one cycle. `ew` (input bits) is taken
+    as one more level for integer inputs (the negation of the leaves)."""
+    del ew  # the leaf step counts as one level either way (XNOR, or a negation's carry chain)
+    per_cycle = levels_per_cycle(clock_mhz)
+    if tree_levels(simd) + 1 <= per_cycle:
+        return 1, 0
+    return 1, max(1, per_cycle - 1)
+
+
+def mvtu_extra_latency(simd: int, mem_reg: int, levels: int) -> int:
+    """Cycles the pipeline registers add to bnn_mvtu's latency (MEM_REG + TREE_REGS)."""
+    lv = tree_levels(simd)
+    return mem_reg + (0 if levels <= 0 or lv <= 1 else (lv - 1) // levels)
+
+
+def mvtu_cycle_levels(simd: int, levels: int) -> int:
+    """Logic levels of the longest cycle of the adder tree: its adder levels per stage + 1 (leaf
+    product or the 2*pop - SIMD step)."""
+    lv = tree_levels(simd)
+    return (min(lv, levels) if levels > 0 else lv) + 1
+
+
+def pipeline_report(graph: Graph, folding: Folding) -> dict[str, dict[str, int]]:
+    """Per matrix-vector layer: MEM_REG, TREE_LEVELS, the added latency and the adder-tree logic
+    levels of its longest cycle (what the generator builds at folding.clock_mhz)."""
+    out = {}
+    for layer in graph.layers:
+        if layer.op != "MatrixVector":
+            continue
+        simd = folding.simd(layer.name)
+        ew = elem_width(graph.tensors[layer.inputs[0]].dtype)
+        mem_reg, lv = mvtu_pipeline(simd, ew, folding.clock_mhz)
+        out[layer.name] = {"simd": simd, "mem_reg": mem_reg, "tree_levels": lv,
+                           "extra_latency": mvtu_extra_latency(simd, mem_reg, lv),
+                           "tree_levels_total": tree_levels(simd),
+                           "logic_levels_per_cycle": mvtu_cycle_levels(simd, lv)}
+    return out
+
+
 def _mv_choice_luts(graph: Graph, layer: Layer, pe: int, simd: int) -> float:
     """What a folding of one matrix unit costs: the unit and the input FIFO its folding implies."""
     return _mv_resources(graph, layer, pe, simd)[0] + _vector_fifo(graph, layer, pe, simd)[0]
@@ -551,12 +618,7 @@ def save_folding(folding: Folding, path: str | Path) -> Path:
 def load_folding(path: str | Path, graph: Graph) -> Folding:
     """Read and check a folding file against `graph`; errors name the file, layer and field."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: folding file not found")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    doc = read_yaml(path, "folding file")
     if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict):
         raise ConfigError(f"{path}: expected a mapping with a 'layers' mapping")
     clock = doc.get("clock_mhz", 100.0)

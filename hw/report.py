@@ -41,6 +41,7 @@ def write_report(out) -> Path:
     current = design_hash(out)
     sim = _load_current(out, "rtlsim.json", current)
     syn = _load_current(out, "synth.json", current)
+    pnr = _load_current(out, "pnr.json", current)
     pred = design["predicted"]
     names = [l["name"] for l in design["layers"]]
     clock = design["clock_mhz"]
@@ -66,6 +67,23 @@ def write_report(out) -> Path:
                   f"{sum(g['bram36'] for g in syn['glue'].values())} BRAM36.", ""]
     else:
         lines += ["Synthesis: not run on this design (`make synth`).", ""]
+    if pnr:
+        u, b = pnr["used"], pnr["budget"]
+        reached = min(pnr["fmax_mhz"] or 0.0, pnr["target_mhz"])
+        crit = next(iter(pnr["critical"].values()), None) if pnr["critical"] else None
+        lines += [f"Place and route (nextpnr-ecp5, {pnr['part']}): **Fmax {pnr['fmax_mhz']} MHz** "
+                  f"({'meets' if pnr['timing_met'] else 'fails'} {pnr['target_mhz']:g} MHz), {u['lut4']}/{b['lut4']} "
+                  f"LUT4, {u['ff']}/{b['ff']} FF, {u['dp16kd']}/{b['dp16kd']} DP16KD; "
+                  f"**{reached * 1e6 / pred['frame_cycles']:.0f} FPS at {reached:g} MHz**"
+                  + (f"; critical path {crit['delay_ns']} ns, `{crit['source']}` -> `{crit['sink']}`" if crit else "")
+                  + f" (yosys {pnr['yosys_s']:.0f} s, nextpnr {pnr['nextpnr_s']:.0f} s).", ""]
+    else:
+        lines += ["Place and route: not run on this design (`make pnr`).", ""]
+    pipe = pred.get("pipeline") or {}
+    if pipe:
+        lines += ["Matrix-unit pipeline (hw/planner.py `mvtu_pipeline`): " + "; ".join(
+            f"{n} SIMD {p['simd']}: {p['tree_levels_total']} adder levels, "
+            f"{p['logic_levels_per_cycle']} levels/cycle, +{p['extra_latency']} cycles" for n, p in pipe.items()) + ".", ""]
     lines += ["![cycles per layer](cycles.png)", "", "![resources per layer](resources.png)", "",
               "| layer | op | PE | SIMD | cycles/frame | LUT (planner) | LUT (Yosys) | FF (Yosys) | BRAM36 (Yosys) |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]

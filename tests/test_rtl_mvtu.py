@@ -116,8 +116,9 @@ MVTU_CASES = {
 }
 
 
-def run_mvtu(case: str, seed: int = 0):
-    mw, mh, simd, pe, in_dtype, out_dtype, shared, search, n_vec = MVTU_CASES[case]
+def run_mvtu(case: str, seed: int = 0, pipe: tuple[int, int] = (0, 0), cases: dict | None = None):
+    """`pipe` = (MEM_REG, TREE_LEVELS): the matrix unit's pipeline registers."""
+    mw, mh, simd, pe, in_dtype, out_dtype, shared, search, n_vec = (cases or MVTU_CASES)[case]
     rng = np.random.default_rng(seed)
     w = rng.choice([-1, 1], size=(mh, mw)).astype(np.int64)
     x = random_inputs(rng, n_vec, mw, in_dtype)
@@ -137,6 +138,8 @@ def run_mvtu(case: str, seed: int = 0):
         expected = acc
     mem = _mem_dir(w, t, d, tag=f"mvtu-{case}-{pe}-{simd}-{search}")
     params = mvtu_mem.mvtu_params(mem, "mv", w, in_dtype, out_dtype, pe, simd, t, d, search=search)
+    if pipe != (0, 0):
+        params.update({"MEM_REG": pipe[0], "TREE_LEVELS": pipe[1]})
     if t is not None:
         assert params["THRES_SEARCH"] == int(mvtu_mem.use_search(t.shape[1], search))
     in_ew, out_ew = params["IN_EW"], params["OUT_EW"]
@@ -152,6 +155,56 @@ def run_mvtu(case: str, seed: int = 0):
         assert np.array_equal(got, expected), f"{case}, stalls {in_stall}/{out_stall}"
         results.append(res)
     return results[0], nf, sf, n_vec, params
+
+
+def _check_full_rate(res, nf, sf, n_vec, params, extra: int = 0):
+    cin = np.array(res.in_cycles["s_axis"]).reshape(n_vec, sf)
+    cin -= cin[0, 0]
+    assert np.array_equal(cin, np.arange(n_vec)[:, None] * nf * sf + np.arange(sf)[None, :])
+    cout = np.array(res.out_cycles["m_axis"]).reshape(n_vec, nf)
+    assert np.array_equal(np.diff(cout.reshape(-1)), np.full(n_vec * nf - 1, sf))
+    search_levels = mvtu_mem.search_levels(params["N_THRES"]) if params["THRES_SEARCH"] else 1
+    assert cout[0, 0] - res.in_cycles["s_axis"][sf - 1] == 3 + search_levels + extra
+
+
+# the pipelined matrix unit (MEM_REG, TREE_LEVELS) at several SIMD widths: bit-exact under the
+# random stalls of STALLS, the same throughput, and the latency grown by exactly its registers
+PIPE_CASES = {
+    "bipolar-simd64": (128, 8, 64, 2, "BIPOLAR", "BIPOLAR", False, None, 6),
+    "bipolar-simd96-int4-search": (192, 4, 96, 2, "BIPOLAR", "INT4", False, None, 8),
+    "bipolar-simd8-nf=1": (16, 4, 8, 4, "BIPOLAR", "BIPOLAR", False, None, 9),
+    "uint8-simd27-int4": (54, 4, 27, 2, "UINT8", "INT4", False, None, 8),
+    "int4-acc-simd16": (32, 6, 16, 3, "INT4", None, False, None, 6),
+}
+PIPE_SETTINGS = {  # case -> [(MEM_REG, TREE_LEVELS), ...]
+    "bipolar-simd64": [(1, 0), (1, 1), (1, 2), (0, 3)],
+    "bipolar-simd96-int4-search": [(1, 2), (1, 3)],
+    "bipolar-simd8-nf=1": [(1, 1), (0, 2)],
+    "uint8-simd27-int4": [(1, 1), (1, 2)],
+    "int4-acc-simd16": [(1, 1), (0, 2)],
+}
+
+
+def tree_regs(simd: int, levels: int) -> int:
+    """bnn_mvtu's TREE_REGS: (clog2(SIMD) - 1) // TREE_LEVELS registers inside the adder tree."""
+    lv = max(0, (simd - 1).bit_length())
+    return 0 if levels <= 0 or lv <= 1 else (lv - 1) // levels
+
+
+@pytest.mark.parametrize("case,pipe", [(c, p) for c, ps in PIPE_SETTINGS.items() for p in ps])
+def test_pipelined_mvtu_matches_golden(case, pipe):
+    res, nf, sf, n_vec, params = run_mvtu(case, seed=5, pipe=pipe, cases=PIPE_CASES)
+    extra = pipe[0] + tree_regs(params["SIMD"], pipe[1])
+    _check_full_rate(res, nf, sf, n_vec, params, extra)
+
+
+def test_planner_latency_matches_rtl():
+    """hw/planner.py's pipeline choice and latency agree with the RTL's TREE_REGS."""
+    from hw.planner import mvtu_extra_latency, mvtu_pipeline
+    for simd in (1, 2, 3, 8, 27, 64, 96, 256):
+        for clock in (50.0, 100.0, 150.0):
+            mem_reg, levels = mvtu_pipeline(simd, 1, clock)
+            assert mvtu_extra_latency(simd, mem_reg, levels) == mem_reg + tree_regs(simd, levels)
 
 
 @pytest.mark.parametrize("case", list(MVTU_CASES))

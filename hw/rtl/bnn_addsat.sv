@@ -28,8 +28,10 @@ module bnn_addsat #(
     output logic                m_axis_tvalid,
     input  logic                m_axis_tready
 );
-    // the sum (of signed or unsigned inputs) and both bounds fit SW signed bits
-    localparam int SW = (IN_EW + 2 > 32 ? IN_EW + 2 : 32) + 1;
+    // the sum (of signed or unsigned inputs, IN_EW + 2 signed bits) and both bounds (OUT_EW-bit
+    // values, OUT_EW + 1 signed bits) fit SW signed bits; no wider, so that the adder and the two
+    // comparisons stay short carry chains (33 bits were the critical path of a placed design)
+    localparam int SW = (IN_EW > OUT_EW ? IN_EW : OUT_EW) + 2;
     localparam logic signed [SW-1:0] LO = SW'(OUT_MIN);
     localparam logic signed [SW-1:0] HI = SW'(OUT_MAX);
 

@@ -35,6 +35,12 @@
 //   Y_MIN           signed integer added to the count (the output datatype's minimum)
 //   WEIGHT_BRAM     weight ROM style: 1 block RAM, 0 distributed (LUTs), -1 (default) block RAM
 //                   when NF*SF >= 128 and NF*SF*PE*SIMD >= 16384 bits, else the tool's choice
+//   MEM_REG         1: one more register behind the weight memory and the input buffer (the block
+//                   RAM's output register: its clock-to-out no longer starts the adder tree's path)
+//   TREE_LEVELS     adder-tree levels per cycle: 0 = the whole tree of SIMD terms in one cycle;
+//                   k >= 1 registers the tree after every k levels (counted from the leaves, below
+//                   the root), TREE_REGS = (clog2(SIMD) - 1) / k extra registers. hw/planner.py picks
+//                   MEM_REG and TREE_LEVELS from SIMD and the clock (`mvtu_pipeline`)
 //
 // Streams (AXI-Stream, no tlast)
 //   s_axis: SIMD elements of IN_EW bits per beat, element s at bits [s*IN_EW +: IN_EW];
@@ -61,13 +67,13 @@
 // One PE x SIMD step per cycle: a vector takes NF*SF cycles when nothing stalls. A missing
 // input beat in fold 0 leaves a bubble; a full output (register + skid) holds every pipeline
 // register until it drains.
-// Pipeline: step issue (input/buffer/weight registers) -> partial sums (adder tree of SIMD
-// terms, registered) -> accumulators (+ threshold/direction memory read) -> thresholds (one
+// Pipeline: step issue (input/buffer/weight registers) [-> MEM_REG operand register] -> partial
+// sums (adder tree of SIMD terms, TREE_REGS registers inside, registered) -> accumulators (+ threshold/direction memory read) -> thresholds (one
 // adder per threshold, a popcount tree, + Y_MIN) -> m_axis register, beside a one-beat skid
 // register. Latency: a fold whose last step is issued at cycle c is valid on m_axis from cycle
-// c+4; with THRES_SEARCH = 1 the accumulators pass S-1 more registered search levels (each one
-// comparator per PE plus the next level's ROM read), valid from cycle c+3+S (L = 15: c+7,
-// L = 63: c+9). Throughput is the same in both modes. s_axis_tready, m_axis_tvalid and m_axis_tdata come from registers only (no
+// c+4+P, P = MEM_REG + TREE_REGS; with THRES_SEARCH = 1 the accumulators pass S-1 more registered
+// search levels (each one comparator per PE plus the next level's ROM read), valid from cycle
+// c+3+S+P (L = 15: c+7+P, L = 63: c+9+P). Throughput is the same in both modes. s_axis_tready, m_axis_tvalid and m_axis_tdata come from registers only (no
 // combinational path from m_axis_tready to s_axis_tready).
 module bnn_mvtu #(
     parameter int MW = 8,
@@ -87,7 +93,9 @@ module bnn_mvtu #(
     parameter int OUT_EW = 1,
     parameter int OUT_BIPOLAR = 1,
     parameter int Y_MIN = 0,
-    parameter int WEIGHT_BRAM = -1
+    parameter int WEIGHT_BRAM = -1,
+    parameter int MEM_REG = 0,
+    parameter int TREE_LEVELS = 0
 ) (
     input  logic                    clk,
     input  logic                    rst,
@@ -108,9 +116,35 @@ module bnn_mvtu #(
     localparam int WW = PE * SIMD;                       // weight word width
     localparam int S2 = 1 << $clog2(SIMD);               // adder-tree leaves (power of two)
     localparam int PW = $clog2(SIMD + 1) + IN_EW + 2;    // partial-sum width (holds +-SIMD*2^IN_EW)
+    localparam int LV = $clog2(S2);                      // adder levels of the tree
+    localparam int TREE_REGS = (TREE_LEVELS <= 0 || LV <= 1) ? 0 : (LV - 1) / TREE_LEVELS;
+    localparam int DL = MEM_REG + TREE_REGS;             // extra pipeline registers before psum2
+    localparam int CW = NFW + 3;                         // control word: valid, first, last, nf
     localparam logic [SFW-1:0] SF_LAST = SFW'(SF - 1);
     localparam logic [NFW-1:0] NF_LAST = NFW'(NF - 1);
     localparam logic [WAW-1:0] WA_LAST = WAW'(WD - 1);
+
+    // a tree node of height h (additions below it) is registered when this is 1
+    function automatic integer tree_reg(input integer h);
+        tree_reg = (TREE_LEVELS > 0 && h >= 1 && h < LV && (h % TREE_LEVELS) == 0) ? 1 : 0;
+    endfunction
+    function automatic integer node_depth(input integer n);   // floor(log2(n)), n >= 1
+        integer k;
+        node_depth = 0;
+        for (k = n; k > 1; k = k / 2) node_depth = node_depth + 1;
+    endfunction
+
+    generate
+        if (MEM_REG != 0 && MEM_REG != 1) begin : g_bad_memreg
+            $error("bnn_mvtu: MEM_REG must be 0 or 1");
+        end
+        if (TREE_LEVELS < 0) begin : g_bad_levels
+            $error("bnn_mvtu: TREE_LEVELS must be >= 0");
+        end
+        if (MW % SIMD != 0 || MH % PE != 0) begin : g_bad_fold
+            $error("bnn_mvtu: SIMD must divide MW and PE must divide MH");
+        end
+    endgenerate
 
     // ------------------------------------------------------------------ control
     logic             adv;          // the whole pipeline moves this cycle
@@ -193,6 +227,40 @@ module bnn_mvtu #(
     endgenerate
     assign x1 = usebuf1 ? xbuf1 : xin1;
 
+    // ------------------------------------------------------------------ operand register, tree delay
+    // the control word of a step travels beside its operands through the DL extra registers
+    logic [IW-1:0]    xp;           // the operands entering the adder tree
+    logic [WW-1:0]    wp;
+    logic [CW-1:0]    c1, cp;
+    assign c1 = {v1, first1, last1, nf1};
+    generate
+        if (MEM_REG != 0) begin : g_memreg
+            logic [IW-1:0] xr;
+            logic [WW-1:0] wr;
+            always_ff @(posedge clk) begin
+                if (adv) begin
+                    xr <= x1;
+                    wr <= w1;
+                end
+            end
+            assign xp = xr;
+            assign wp = wr;
+        end else begin : g_nomemreg
+            assign xp = x1;
+            assign wp = w1;
+        end
+        if (DL > 0) begin : g_delay
+            logic [DL*CW-1:0] chain;    // chain[i*CW +: CW]: the step i+1 cycles behind stage 1
+            always_ff @(posedge clk) begin
+                if (rst) chain <= '0;
+                else if (adv) chain <= (DL*CW)'({chain, c1});
+            end
+            assign cp = chain[(DL-1)*CW +: CW];
+        end else begin : g_nodelay
+            assign cp = c1;
+        end
+    endgenerate
+
     // ------------------------------------------------------------------ stage 2: partial sums
     logic             v2, first2, last2;
     logic [NFW-1:0]   nf2;
@@ -200,46 +268,59 @@ module bnn_mvtu #(
 
     always_ff @(posedge clk) begin
         if (rst) v2 <= 1'b0;
-        else if (adv) v2 <= v1;
+        else if (adv) v2 <= cp[CW-1];
         if (adv) begin
-            first2 <= first1;
-            last2 <= last1;
-            nf2 <= nf1;
+            first2 <= cp[CW-2];
+            last2 <= cp[CW-3];
+            nf2 <= cp[NFW-1:0];
         end
     end
 
     genvar p;
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_pe
-            // heap-ordered adder tree: node n = node 2n + node 2n+1, leaves at S2 .. 2*S2-1
+            // heap-ordered adder tree: node n = node 2n + node 2n+1, leaves at S2 .. 2*S2-1; a node
+            // of height h (LV - depth) with tree_reg(h) is read from treg, its value one cycle earlier
             logic [2*S2*PW-1:0] tree;
             /* verilator lint_off UNUSEDSIGNAL */
+            logic [2*S2*PW-1:0] treg;       // only the registered heights are used (and kept)
             logic [PW-1:0]      dot;        // bits above ACC_W are dropped: the sum fits ACC_W
             /* verilator lint_on UNUSEDSIGNAL */
             logic [PW-1:0]      xe;
             logic               xn;
+            logic [PW-1:0]      ta, tb;
             always_comb begin
                 xe = '0;
                 xn = 1'b0;
+                ta = '0;
+                tb = '0;
                 tree = '0;
                 for (int s = 0; s < SIMD; s++) begin
                     if (IN_BIPOLAR != 0) begin
-                        xn = ~(x1[s] ^ w1[p*SIMD + s]);     // 1-bit XNOR (self-determined)
+                        xn = ~(xp[s] ^ wp[p*SIMD + s]);     // 1-bit XNOR (self-determined)
                         tree[(S2 + s)*PW +: PW] = PW'(xn);
                     end else begin
-                        if (IN_SIGNED != 0) xe = PW'($signed(x1[s*IN_EW +: IN_EW]));
-                        else xe = PW'(x1[s*IN_EW +: IN_EW]);
-                        tree[(S2 + s)*PW +: PW] = w1[p*SIMD + s] ? xe : -xe;
+                        if (IN_SIGNED != 0) xe = PW'($signed(xp[s*IN_EW +: IN_EW]));
+                        else xe = PW'(xp[s*IN_EW +: IN_EW]);
+                        tree[(S2 + s)*PW +: PW] = wp[p*SIMD + s] ? xe : -xe;
                     end
                 end
                 for (int n = S2 - 1; n >= 1; n--) begin
-                    tree[n*PW +: PW] = tree[2*n*PW +: PW] + tree[(2*n + 1)*PW +: PW];
+                    if (tree_reg(LV - node_depth(2*n)) != 0) begin
+                        ta = treg[2*n*PW +: PW];
+                        tb = treg[(2*n + 1)*PW +: PW];
+                    end else begin
+                        ta = tree[2*n*PW +: PW];
+                        tb = tree[(2*n + 1)*PW +: PW];
+                    end
+                    tree[n*PW +: PW] = ta + tb;
                 end
                 if (IN_BIPOLAR != 0) dot = (tree[PW +: PW] << 1) - PW'(SIMD);   // 2*popcount - SIMD
                 else dot = tree[PW +: PW];
             end
             always_ff @(posedge clk) begin
                 if (adv) psum2[p*ACC_W +: ACC_W] <= ACC_W'($signed(dot));
+                if (adv && TREE_REGS > 0) treg <= tree;
             end
         end
     endgenerate

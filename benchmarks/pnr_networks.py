@@ -1,0 +1,59 @@
+"""Place and route of whole networks with the open ECP5 tools (hw/pnr.py: Yosys synth_ecp5 +
+nextpnr-ecp5 from the `pnr` extra), for the README's hardware table: Fmax after routing, the
+critical path, utilization of the LFE5U-85F and the FPS at the clock reached.
+
+    python benchmarks/pnr_networks.py [--cases small,cnv-finn,flagship] [--clock-mhz 100] [--device 85k]
+
+  small      models/student-small.pt planned for 2000 FPS (the demo's design)
+  cnv-finn   brevitas_examples CNV_1W1A (random weights) at finn-examples' folding
+  flagship   models/student-flagship.pt (else random weights) planned for 3300 FPS
+
+Each case runs `python -m hw.flow pnr` into build/pnr-<case>/ (minutes of one core each, one at a
+time) and prints one row; pnr.json and report.md stay in the build folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hw.flow import main as flow  # noqa: E402
+
+CASES = {
+    "small": ["--ckpt", "models/student-small.pt", "--fps", "2000"],
+    "cnv-finn": ["--peer", "cnv_1w1a", "--folding", "configs/folding/cnv_1w1a-finn-examples.yaml"],
+    "flagship": (["--ckpt", "models/student-flagship.pt"] if Path("models/student-flagship.pt").exists()
+                 else ["--config", "configs/student-flagship.yaml"]) + ["--fps", "3300"],
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", default="small,cnv-finn,flagship")
+    ap.add_argument("--clock-mhz", type=float, default=100.0)
+    ap.add_argument("--device", default="85k")
+    args = ap.parse_args()
+    rows = []
+    for case in args.cases.split(","):
+        out = f"build/pnr-{case}"
+        t0 = time.perf_counter()
+        flow(["pnr", *CASES[case], "--out", out, "--clock-mhz", str(args.clock_mhz), "--device", args.device])
+        p = json.loads(Path(out, "pnr.json").read_text())
+        frame = json.loads(Path(out, "design.json").read_text())["predicted"]["frame_cycles"]
+        rows.append((case, p, frame, time.perf_counter() - t0))
+    print(f"\ncase      target MHz  Fmax MHz  met   LUT4          FF            DP16KD   FPS at clock  total s")
+    for case, p, frame, secs in rows:
+        u, b = p["used"], p["budget"]
+        clock = min(p["fmax_mhz"] or 0.0, p["target_mhz"])
+        print(f"{case:9} {p['target_mhz']:10g} {p['fmax_mhz'] or 0:9.2f}  {'yes' if p['timing_met'] else 'NO':4} "
+              f"{u['lut4']:6}/{b['lut4']:<6} {u['ff']:6}/{b['ff']:<6} {u['dp16kd']:3}/{b['dp16kd']:<4} "
+              f"{clock * 1e6 / frame:10.0f}    {secs:7.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

