@@ -104,6 +104,15 @@ def mutate_doc(doc, mutation):
     return value if action == "replace" else doc
 
 
+def write_mutated_yaml(src: Path, dst: Path, mutation) -> Path:
+    """`src` with a byte mutation ("bytes", m) or a document mutation ("doc", m) applied, at `dst`."""
+    text = src.read_bytes()
+    kind, m = mutation
+    dst.write_bytes(mutate_bytes(text, m) if kind == "bytes" else
+                    yaml.safe_dump(mutate_doc(yaml.safe_load(text), m)).encode())
+    return dst
+
+
 def accepts_or_flow_error(read, *args):
     """The reader's only failure mode: a FlowError with a one-line message."""
     try:
@@ -137,22 +146,14 @@ def test_ir_with_mutated_graph(valid, tmp_path_factory, mutation):
 @FUZZ
 @given(mutation=st.one_of(byte_mutation().map(lambda m: ("bytes", m)), doc_mutation().map(lambda m: ("doc", m))))
 def test_folding_file_mutated(valid, tmp_path_factory, mutation):
-    f = tmp_path_factory.mktemp("fold") / "folding.yaml"
-    text = valid["folding"].read_bytes()
-    kind, m = mutation
-    f.write_bytes(mutate_bytes(text, m) if kind == "bytes" else
-                  yaml.safe_dump(mutate_doc(yaml.safe_load(text), m)).encode())
+    f = write_mutated_yaml(valid["folding"], tmp_path_factory.mktemp("fold") / "folding.yaml", mutation)
     accepts_or_flow_error(load_folding, f, valid["graph"])
 
 
 @FUZZ
 @given(mutation=st.one_of(byte_mutation().map(lambda m: ("bytes", m)), doc_mutation().map(lambda m: ("doc", m))))
 def test_config_mutated(valid, tmp_path_factory, mutation):
-    f = tmp_path_factory.mktemp("cfg") / "c.yaml"
-    text = valid["config"].read_bytes()
-    kind, m = mutation
-    f.write_bytes(mutate_bytes(text, m) if kind == "bytes" else
-                  yaml.safe_dump(mutate_doc(yaml.safe_load(text), m)).encode())
+    f = write_mutated_yaml(valid["config"], tmp_path_factory.mktemp("cfg") / "c.yaml", mutation)
     accepts_or_flow_error(load_config, f)
 
 
