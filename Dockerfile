@@ -6,7 +6,8 @@
 #   finn: FINN at a pinned commit with its pinned dependencies (as FINN's docker/Dockerfile.finn and
 #       fetch-repos.sh set them up), plus this project's FINN build code; `make bitstream` runs it.
 #       Vivado/Vitis are not in the image: they are mounted from the host (FINN_XILINX_PATH,
-#       FINN_XILINX_VERSION, licence via XILINXD_LICENSE_FILE, Alveo platforms via PLATFORM_REPO_PATHS).
+#       FINN_XILINX_VERSION, licence via XILINXD_LICENSE_FILE, Alveo platforms via PLATFORM_REPO_PATHS);
+#       build_flow/finn/cli.py runs it as FINN's run-docker.sh does (build_flow/finn/README.md).
 #       docker build --target finn -t bnn-flow-finn .      (make finn-image)
 
 # ------------------------------------------------------------------ finn
@@ -24,15 +25,27 @@ ARG CNPY_COMMIT=4e8810b1a8637695171ed346ce68f6984e585ef4
 ARG HLSLIB_COMMIT=16e5847a5e3ef76cffe84c8fad2f010d593457d3
 ARG OMX_COMMIT=0b59762f9e4c4f7e5aa535ee9bc29f292434ca7a
 ARG AVNET_BDF_COMMIT=2d49cfc25766f07792c0b314489f21fe916b639b
-ARG XIL_BDF_COMMIT=8cf4bb674a919ac34e3d99d8d71a9e60af93d14e
+# XilinxBoardStore on its 2022.2 branch (FINN's 8cf4bb67 is the 2020.1 branch: no boards/TUL/pynq-z2;
+# FINN itself downloads TUL's pynq-z2.zip). Holds tul.com.tw:pynq-z2:part0:1.0 and xilinx.com:zcu104:part0:1.1,
+# the board_parts FINN's templates.py asks for.
+ARG XIL_BDF_COMMIT=20bbb1210350982586fc3e42e9a15ee531417fea
+# XRT for the Vitis (Alveo, U250) flow, as FINN's Dockerfile.finn (SKIP_XRT=1: an image without it, Zynq only)
+ARG XRT_DEB_VERSION=xrt_202220.2.14.354_22.04-amd64-xrt
+ARG SKIP_XRT=
+# torch wheels (CPU)
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 
-ENV TZ=Europe/Dublin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 LC_ALL=C.UTF-8
+ENV TZ=Europe/Dublin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 LC_ALL=C.UTF-8 PYTHONUNBUFFERED=1
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential libc6-dev-i386 libglib2.0-0 libsm6 libxext6 libxrender-dev git wget unzip zip rsync \
       locales lsb-release python3 python-is-python3 python3-pip python3-venv python3-setuptools-scm \
       perl make autoconf g++ flex bison ccache libgoogle-perftools-dev numactl libfl2 libfl-dev zlib1g zlib1g-dev \
-      ca-certificates \
+      ca-certificates libudev1 \
  && rm -rf /var/lib/apt/lists/*
+RUN if [ -z "$SKIP_XRT" ]; then \
+      wget -q -U 'Mozilla/5.0 (X11; Linux x86_64)' "https://www.xilinx.com/bin/public/openDownload?filename=$XRT_DEB_VERSION.deb" \
+        -O /tmp/$XRT_DEB_VERSION.deb \
+   && apt-get update && apt-get install -y /tmp/$XRT_DEB_VERSION.deb && rm -rf /tmp/$XRT_DEB_VERSION.deb /var/lib/apt/lists/*; fi
 # Verilator v4.224 from source, as FINN's Dockerfile.finn (node rtlsim via pyverilator)
 RUN git clone --depth 1 --branch v4.224 https://github.com/verilator/verilator /tmp/verilator \
  && cd /tmp/verilator && autoconf && ./configure && make -j"$(nproc)" && make install && rm -rf /tmp/verilator
@@ -49,18 +62,15 @@ RUN git-at https://github.com/Xilinx/finn.git $FINN_COMMIT $FINN_ROOT \
  && git-at https://github.com/Xilinx/finn-hlslib.git $HLSLIB_COMMIT $FINN_ROOT/deps/finn-hlslib \
  && git-at https://github.com/maltanar/oh-my-xilinx.git $OMX_COMMIT $FINN_ROOT/deps/oh-my-xilinx \
  && git-at https://github.com/Avnet/bdf.git $AVNET_BDF_COMMIT $FINN_ROOT/deps/board_files/avnet \
- && git-at https://github.com/Xilinx/XilinxBoardStore.git $XIL_BDF_COMMIT $FINN_ROOT/deps/board_files/xilinx
+ && git-at https://github.com/Xilinx/XilinxBoardStore.git $XIL_BDF_COMMIT /tmp/xil-bdf \
+ && cp -r /tmp/xil-bdf/boards/TUL/pynq-z2 /tmp/xil-bdf/boards/Xilinx/zcu104 $FINN_ROOT/deps/board_files/ \
+ && rm -rf /tmp/xil-bdf
 
-# FINN's pinned Python requirements (requirements.txt at FINN_COMMIT), CPU torch, Brevitas, then
-# qonnx / finn-experimental / pyverilator / FINN itself from the pinned trees (as finn_entrypoint.sh does)
-RUN pip install --no-cache-dir -r $FINN_ROOT/requirements.txt \
- && pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
- && pip install --no-cache-dir brevitas==0.13.4 pyyaml pillow pytest==6.2.5 setuptools==68.2.2 \
- && mv $FINN_ROOT/deps/qonnx/pyproject.toml $FINN_ROOT/deps/qonnx/pyproject.tmp \
- && pip install --no-cache-dir -e $FINN_ROOT/deps/qonnx \
- && mv $FINN_ROOT/deps/qonnx/pyproject.tmp $FINN_ROOT/deps/qonnx/pyproject.toml \
- && pip install --no-cache-dir -e $FINN_ROOT/deps/finn-experimental -e $FINN_ROOT/deps/pyverilator \
- && SETUPTOOLS_SCM_PRETEND_VERSION=0.10.1 pip install --no-cache-dir --no-deps -e $FINN_ROOT
+# FINN's Python environment: the same install path as the local FINN venv (setup_local_finn.sh):
+# build_flow/finn/requirements-finn.txt, CPU torch, qonnx/FINN editable --no-deps (protobuf stays at
+# FINN's 5.29.6), the documented torchvision stub, and here the real pyverilator and finn-experimental (--rtlsim)
+COPY build_flow/finn/install_finn_python.sh build_flow/finn/requirements-finn.txt /opt/bnn-flow/build_flow/finn/
+RUN TORCH_INDEX=$TORCH_INDEX bash /opt/bnn-flow/build_flow/finn/install_finn_python.sh python3 $FINN_ROOT --rtlsim
 
 # the Xilinx tools come from the host at run time (build_flow/finn/cli.py mounts FINN_XILINX_PATH)
 ENV OHMYXILINX=$FINN_ROOT/deps/oh-my-xilinx FINN_BUILD_DIR=/tmp/finn_build VIVADO_IP_CACHE=/tmp/vivado_ip_cache \
@@ -72,6 +82,9 @@ COPY model ./model
 COPY hw ./hw
 COPY verify ./verify
 ENV PYTHONPATH=/opt/bnn-flow
+# the image smoke test (also run in the local venv by tests/test_finn_bitstream.py when FINN_VENV is set):
+# FINN's builder imports, board files of every board, the custom steps, pyverilator/verilator/XRT
+RUN python -m build_flow.finn.smoke --image$( [ -n "$SKIP_XRT" ] && echo " --no-xrt")
 ENTRYPOINT ["bnn-finn-entrypoint"]
 CMD ["bash"]
 

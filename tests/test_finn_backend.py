@@ -158,8 +158,9 @@ def test_preflight_vivado(tmp_path):
     env = {"FINN_XILINX_PATH": str(tmp_path), "FINN_XILINX_VERSION": "2022.2"}
     with pytest.raises(preflight.PreflightError, match="Vivado 2022.2 not found"):
         preflight.check_vivado(board, env=env)
-    (tmp_path / "Vivado" / "2022.2").mkdir(parents=True)
-    (tmp_path / "Vivado" / "2022.2" / "settings64.sh").write_text("")
+    for tool in ("Vivado", "Vitis_HLS"):       # FINN's step_hw_ipgen needs Vitis HLS too
+        (tmp_path / tool / "2022.2").mkdir(parents=True)
+        (tmp_path / tool / "2022.2" / "settings64.sh").write_text("")
     preflight.check_vivado(board, env=env)
     with pytest.raises(preflight.PreflightError, match="U250 needs Vitis 2022.2"):
         preflight.check_vivado(get_board("U250"), env=env)

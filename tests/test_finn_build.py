@@ -47,6 +47,8 @@ def _check_build(out: Path, images: int) -> dict:
     rep = json.loads((out / "finn" / "compare.json").read_text())["cppsim"]
     assert rep["images"] == images and rep["all_layers_equal"] and rep["all_labels_equal"]
     assert rep["layers"] and all(r["differing"] == 0 for r in rep["layers"])
+    early = json.loads((out / "finn" / "compare_cppsim.json").read_text())   # the check inside the build
+    assert early["all_layers_equal"] and early["all_labels_equal"] and early["images"] == images
     exact = json.loads((out / "finn" / "exact_thresholds.json").read_text())["nodes"]
     assert exact and all(r["ir"] for r in exact)   # every MultiThreshold checked against the IR's thresholds
     assert (out / "finn" / "folding_config.json").exists()

@@ -28,6 +28,7 @@ ESTIMATE_STEPS = [
     "step_specialize_layers",
     "build_flow.finn.custom_steps:step_bnn_folding",
     "step_apply_folding_config",          # + FOLDED_HLS_CPPSIM verification
+    "build_flow.finn.verify_steps:step_bnn_check_cppsim",   # array_equal to the golden model, or stop here
     "step_minimize_bit_width",
     "step_generate_estimate_reports",
     "step_hw_codegen",
@@ -36,10 +37,11 @@ ESTIMATE_STEPS = [
 BITSTREAM_STEPS = ESTIMATE_STEPS + [
     "step_hw_ipgen",
     "step_set_fifo_depths",
-    "step_create_stitched_ip",
+    "step_create_stitched_ip",            # + STITCHED_IP_RTLSIM verification
+    "build_flow.finn.verify_steps:step_bnn_check_rtlsim",   # labels equal to the golden model, or stop here
     "step_measure_rtlsim_performance",
-    "step_out_of_context_synthesis",
     "step_synthesize_bitfile",
+    "build_flow.finn.verify_steps:step_bnn_vivado_reports", # negative slack or over-utilization stops here
     "step_make_pynq_driver",
     "step_deployment_package",
 ]
@@ -72,8 +74,9 @@ def make_config(out_dir: str, board_name: str, mode: str, verify: list[str], ver
     steps = ESTIMATE_STEPS if mode == "estimate" else BITSTREAM_STEPS
     outputs = [build_cfg.DataflowOutputType.ESTIMATE_REPORTS]
     if mode == "bitstream":
+        # no OOC_SYNTH: a second full synthesis that finn-examples' BNN builds do not run
         outputs += [build_cfg.DataflowOutputType.STITCHED_IP, build_cfg.DataflowOutputType.RTLSIM_PERFORMANCE,
-                    build_cfg.DataflowOutputType.OOC_SYNTH, build_cfg.DataflowOutputType.BITFILE,
+                    build_cfg.DataflowOutputType.BITFILE,
                     build_cfg.DataflowOutputType.PYNQ_DRIVER, build_cfg.DataflowOutputType.DEPLOYMENT_PACKAGE]
     verify_steps = [getattr(build_cfg.VerificationStepType, v) for k in verify for v in VERIFY[k]]
     kwargs = dict(
@@ -89,6 +92,8 @@ def make_config(out_dir: str, board_name: str, mode: str, verify: list[str], ver
         save_intermediate_models=True,
         minimize_bit_width=True,
     )
+    if mode == "bitstream":
+        kwargs["rtlsim_batch_size"] = 10   # steady-state cycles per frame, not one frame's latency
     if board.alveo:
         kwargs["vitis_platform"] = board.platform
     if verify_steps:
@@ -108,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verify", default="", help="comma list of python, cppsim, rtlsim")
     ap.add_argument("--verify-input")
     ap.add_argument("--verify-expected")
+    ap.add_argument("--golden", help="the golden model's outputs (compare.save_golden): the early array_equal checks")
     args = ap.parse_args(argv)
     verify = [v for v in args.verify.split(",") if v]
     for v in verify:
@@ -117,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--verify needs --verify-input and --verify-expected")
     from finn.builder.build_dataflow import build_dataflow_cfg
 
+    if args.golden:
+        os.environ["BNN_GOLDEN"] = os.path.abspath(args.golden)
     os.environ["BNN_IR_DIR"] = os.path.abspath(args.ir or os.path.join(os.path.dirname(args.model), "ir"))
 
     cfg = make_config(args.out, args.board, args.mode, verify, args.verify_input, args.verify_expected)

@@ -29,7 +29,7 @@ import numpy as np
 from model.errors import FlowError, run_cli
 
 from . import preflight
-from .boards import DEFAULT_BOARD
+from .boards import DEFAULT_BOARD, get_board
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_IMAGE = "bnn-flow-finn"
@@ -37,6 +37,13 @@ DEFAULT_IMAGE = "bnn-flow-finn"
 
 class FinnBuildError(FlowError):
     """The FINN build failed (its log names the step)."""
+
+
+def _write(path: Path, text: str) -> None:
+    """Write via a temp file and rename (no half-written file is left if the run stops)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _args(argv):
@@ -95,8 +102,31 @@ def prepare(args, board, out: Path):
     golden = run_numpy(graph, images.transpose(0, 2, 3, 1), return_all=True)
     np.save(out / "verify_input.npy", images.astype(np.float32))
     np.save(out / "verify_expected.npy", golden[graph.outputs["label"]].reshape(-1, 1).astype(np.float32))
+    # what the early checks inside the FINN build compare with (verify_steps.py) and the deploy package sends
+    from .compare import save_golden
+
+    save_golden(finn_dir / "golden.npz", graph, golden)
+    np.save(out / "deploy_images.npy", images.transpose(0, 2, 3, 1).astype(np.uint8))   # NHWC: the host Transpose
+    truth = _true_labels(args.data, sel.input_shape, args.images, args.seed)
+    if truth is not None:
+        np.save(out / "deploy_true_labels.npy", truth)
     print(f"{sel.name}: {out}/compile, folding for {board.name} at {board.clock_mhz:g} MHz, {why}")
     return graph, folding, golden
+
+
+def _true_labels(data, shape, n, seed):
+    """The dataset labels of the images verify.compare.load_images picks (same selection), or None."""
+    if not data:
+        return None
+    import torch
+
+    from model.data import load_cifar10
+
+    ds = load_cifar10(data, "all", limit_per_class=max(1, -(-n // 10)))
+    if tuple(ds.images.shape[1:]) != tuple(shape):
+        return None
+    idx = torch.randperm(len(ds.labels), generator=torch.Generator().manual_seed(seed))[:n]
+    return np.asarray(ds.labels[idx]).astype(np.int64)
 
 
 def build_command(args, out: Path) -> list[str]:
@@ -104,12 +134,18 @@ def build_command(args, out: Path) -> list[str]:
     return ["-m", "build_flow.finn.build", "--model", str(out / "compile" / "model.onnx"), "--ir",
             str(out / "compile" / "ir"), "--out", str(out / "finn"), "--board", args.board, "--mode", args.command,
             *(["--verify", ",".join(verify), "--verify-input", str(out / "verify_input.npy"),
-                "--verify-expected", str(out / "verify_expected.npy")] if verify else [])]
+                "--verify-expected", str(out / "verify_expected.npy"),
+                "--golden", str(out / "finn" / "golden.npz")] if verify else [])]
 
 
 def run_finn(args, out: Path) -> float:
     """Run build.py in the FINN venv or the docker image; returns the wall time."""
     cmd = build_command(args, out)
+    # results of an earlier build in the same OUT would be read as this one's (failure_message, compare)
+    finn_dir = out / "finn"
+    for stale in ("compare_cppsim.json", "compare_rtlsim.json", "report/timing_fit.json", "compare.json"):
+        (finn_dir / stale).unlink(missing_ok=True)
+    shutil.rmtree(finn_dir / "verification_output", ignore_errors=True)
     t0 = time.perf_counter()
     if args.finn_venv and args.command == "estimate":
         venv = Path(args.finn_venv).resolve()
@@ -120,30 +156,65 @@ def run_finn(args, out: Path) -> float:
     else:
         rc = subprocess.call(docker_command(args, out, cmd), cwd=REPO)
     if rc != 0:
-        raise FinnBuildError(f"the FINN build failed (exit {rc}): see {out}/finn/build_dataflow.log")
+        raise FinnBuildError(failure_message(out / "finn", rc))
     return time.perf_counter() - t0
 
 
-def docker_command(args, out: Path, cmd: list[str]) -> list[str]:
-    """docker run of the FINN image with Vivado/Vitis mounted from the host (as FINN's run-docker.sh)."""
-    xilinx = os.environ.get("FINN_XILINX_PATH", "")
-    run = ["docker", "run", "--rm", "--init", "-u", f"{os.getuid()}:{os.getgid()}",
-           "-v", f"{REPO}:{REPO}", "-w", str(REPO), "-e", f"PYTHONPATH={REPO}",
-           "-e", "NUM_DEFAULT_WORKERS=" + os.environ.get("NUM_DEFAULT_WORKERS", "4")]
+def failure_message(finn_dir: Path, rc: int) -> str:
+    """One line: which early check stopped the build (verify_steps.py), else where FINN's log is."""
+    for name, what in (("compare_cppsim.json", "cppsim outputs differ from the golden model"),
+                       ("compare_rtlsim.json", "stitched-IP rtlsim labels differ from the golden model")):
+        f = finn_dir / name
+        if f.is_file():
+            rep = json.loads(f.read_text())
+            if not (rep["all_labels_equal"] and rep["all_layers_equal"] in (True, None)):
+                bad = [r["image"] for r in rep["rows"] if not (r.get("layers_equal", True) and r["label_equal"])]
+                return f"{what} (images {bad}): the build stopped there; see {f}"
+    f = finn_dir / "report" / "timing_fit.json"
+    if f.is_file():
+        rep = json.loads(f.read_text())
+        if rep["problems"]:
+            return "; ".join(rep["problems"]) + f" (Vivado's reports: {f.parent})"
+    return f"the FINN build failed (exit {rc}): see {finn_dir}/build_dataflow.log"
+
+
+def docker_command(args, out: Path, cmd: list[str], env=os.environ, home: Path | None = None) -> list[str]:
+    """docker run of the FINN image with Vivado/Vitis mounted from the host, as FINN's run-docker.sh does:
+    the host's user (uid:gid with /etc/passwd and /etc/group), a host build folder OUT/finn_build as
+    FINN_BUILD_DIR (HLS/Vivado projects and logs, the IP cache: kept after the container), LD_PRELOAD of
+    libudev for Vivado's licence manager, ~/.Xilinx and licence files mounted, unbuffered output."""
+    home = Path(home or Path.home())
     out_abs = out.resolve()
-    if not str(out_abs).startswith(str(REPO)):
+    build_dir = out_abs / "finn_build"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    run = ["docker", "run", "--rm", "--init", "-u", f"{os.getuid()}:{os.getgid()}",
+           "-v", "/etc/passwd:/etc/passwd:ro", "-v", "/etc/group:/etc/group:ro",
+           "-v", f"{REPO}:{REPO}", "-w", str(REPO), "-e", f"PYTHONPATH={REPO}", "-e", "PYTHONUNBUFFERED=1",
+           "-e", "SHELL=/bin/bash", "-e", "HOME=/tmp/home_dir",
+           "-e", "LD_PRELOAD=/lib/x86_64-linux-gnu/libudev.so.1",
+           "-e", f"FINN_BUILD_DIR={build_dir}", "-e", f"VIVADO_IP_CACHE={build_dir / 'vivado_ip_cache'}",
+           "-e", "NUM_DEFAULT_WORKERS=" + env.get("NUM_DEFAULT_WORKERS", "4")]
+    if not str(out_abs).startswith(str(REPO) + os.sep):
         run += ["-v", f"{out_abs}:{out_abs}"]
+    if (home / ".Xilinx").is_dir():
+        run += ["-v", f"{home / '.Xilinx'}:/tmp/home_dir/.Xilinx"]
+    xilinx = env.get("FINN_XILINX_PATH", "")
     if xilinx:
-        version = os.environ.get("FINN_XILINX_VERSION", "")
+        version = env.get("FINN_XILINX_VERSION", "")
         run += ["-v", f"{xilinx}:{xilinx}", "-e", f"FINN_XILINX_PATH={xilinx}", "-e", f"FINN_XILINX_VERSION={version}",
-                "-e", f"VIVADO_PATH={xilinx}/Vivado/{version}", "-e", f"VITIS_PATH={xilinx}/Vitis/{version}",
-                "-e", f"HLS_PATH={xilinx}/Vitis_HLS/{version}"]
-    for var in ("XILINXD_LICENSE_FILE", "PLATFORM_REPO_PATHS"):
-        if os.environ.get(var):
-            run += ["-e", f"{var}={os.environ[var]}"]
-            if var == "PLATFORM_REPO_PATHS":
-                for p in os.environ[var].split(":"):
-                    run += ["-v", f"{p}:{p}"]
+                "-e", f"VIVADO_PATH={xilinx}/Vivado/{version}", "-e", f"HLS_PATH={xilinx}/Vitis_HLS/{version}"]
+        if get_board(args.board).alveo:        # the entrypoint then needs XRT (as FINN's)
+            run += ["-e", f"VITIS_PATH={xilinx}/Vitis/{version}"]
+    lic = env.get("XILINXD_LICENSE_FILE")
+    if lic:
+        run += ["-e", f"XILINXD_LICENSE_FILE={lic}"]
+        for entry in lic.split(":"):        # port@server entries need no mount; files and folders do
+            if entry and "@" not in entry and Path(entry).exists() and not entry.startswith(xilinx or "\0"):
+                run += ["-v", f"{entry}:{entry}:ro"]
+    if env.get("PLATFORM_REPO_PATHS"):
+        run += ["-e", f"PLATFORM_REPO_PATHS={env['PLATFORM_REPO_PATHS']}"]
+        for p in env["PLATFORM_REPO_PATHS"].split(":"):
+            run += ["-v", f"{p}:{p}"]
     out_rel = [str(Path(c).resolve()) if c.startswith(str(out)) else c for c in cmd]
     return run + [args.image, "python", *out_rel]
 
@@ -183,16 +254,93 @@ def estimates(graph, folding, finn_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _replace_dir(stage: Path, dest: Path) -> None:
+    """Move a staged folder onto dest (nothing of an earlier build left in it)."""
+    if dest.exists():
+        old = dest.with_name(dest.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        dest.rename(old)
+        stage.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        stage.rename(dest)
+
+
 def collect(out: Path, board_name: str) -> Path:
-    """Bitfile, hwh/xclbin, reports, driver and deploy package -> build/<board>/."""
-    dest = REPO / "build" / board_name
-    dest.mkdir(parents=True, exist_ok=True)
+    """FINN's bitfile, hwh/xclbin, reports and driver -> OUT/bitstream/, replaced as a whole (no file of an
+    earlier build survives), then the deploy package -> OUT/deploy/ (make_deploy_package)."""
+    board = get_board(board_name)
     finn_dir = out / "finn"
-    for sub in ("bitfile", "report", "driver", "deploy", "stitched_ip/ip/report"):
+    dest = out / "bitstream"
+    stage = out / "bitstream.tmp"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    for sub in ("bitfile", "report", "driver"):
         src = finn_dir / sub
-        if src.exists():
-            shutil.copytree(src, dest / Path(sub).name, dirs_exist_ok=True)
+        if not src.is_dir():
+            raise FinnBuildError(f"{src}: missing after the FINN build (step_synthesize_bitfile / step_make_pynq_driver)")
+        shutil.copytree(src, stage / sub)
+    for f in ("compare.json", "compare_cppsim.json", "compare_rtlsim.json", "estimates.md", "folding_config.json"):
+        if (finn_dir / f).is_file():
+            shutil.copy2(finn_dir / f, stage / f)
+    _replace_dir(stage, dest)
+    make_deploy_package(out, board)
     return dest
+
+
+DEPLOY_RUN = Path(__file__).with_name("deploy_run.py")
+
+
+def make_deploy_package(out: Path, board) -> Path:
+    """OUT/deploy/: what runs on the board with PYNQ, no network and no FINN there:
+    resizer.bit + resizer.hwh (Zynq) or resizer.xclbin (Alveo), the names FINN's driver.py defaults to;
+    FINN's driver (driver.py, driver_base.py, finn/, runtime_weights/); run_on_board.py; the test images
+    (uint8, NHWC as the accelerator takes them), the golden model's labels (and the dataset's, if known);
+    deploy.json (board, platform, bitfile)."""
+    finn_dir = out / "finn"
+    bitfile = finn_dir / "bitfile"
+    stage = out / "deploy.tmp"
+    shutil.rmtree(stage, ignore_errors=True)
+    shutil.copytree(finn_dir / "driver", stage)
+    if board.alveo:
+        names = {"finn-accel.xclbin": "resizer.xclbin"}
+    else:
+        names = {"finn-accel.bit": "resizer.bit", "finn-accel.hwh": "resizer.hwh"}
+    for src, dst in names.items():
+        if not (bitfile / src).is_file():
+            shutil.rmtree(stage)
+            raise FinnBuildError(f"{bitfile / src}: missing after the FINN build (step_synthesize_bitfile)")
+        shutil.copy2(bitfile / src, stage / dst)
+    shutil.copy2(DEPLOY_RUN, stage / "run_on_board.py")
+    expected = np.load(out / "verify_expected.npy").reshape(-1).astype(np.int64)
+    np.save(stage / "test_images.npy", np.load(out / "deploy_images.npy"))
+    np.save(stage / "golden_labels.npy", expected)
+    if (out / "deploy_true_labels.npy").is_file():
+        shutil.copy2(out / "deploy_true_labels.npy", stage / "true_labels.npy")
+    meta = {"board": board.name, "platform": "alveo" if board.alveo else "zynq-iodma",
+            "bitfile": next(iter(names.values())), "fclk_mhz": board.clock_mhz, "images": int(len(expected))}
+    _write(stage / "deploy.json", json.dumps(meta, indent=1))
+    dest = out / "deploy"
+    _replace_dir(stage, dest)
+    return dest
+
+
+def rtlsim_vs_planner(finn_dir: Path, graph, folding) -> dict | None:
+    """Stitched-IP rtlsim's measured cycles per frame (FINN's report/rtlsim_performance.json) beside the
+    planner's bottleneck."""
+    from hw.planner import predict_cycles
+
+    f = finn_dir / "report" / "rtlsim_performance.json"
+    if not f.is_file():
+        return None
+    perf = json.loads(f.read_text())
+    fps = perf.get("stable_throughput[images/s]") or perf.get("throughput[images/s]")
+    mhz = perf.get("fclk[mhz]") or folding.clock_mhz
+    measured = mhz * 1e6 / fps if fps else None
+    planned = max(predict_cycles(graph, folding).values())
+    return {"measured_cycles_per_frame": round(measured, 1) if measured else None, "planned_cycles_per_frame": planned,
+            "ratio": round(measured / planned, 3) if measured else None, "rtlsim_fps": fps,
+            "latency_cycles": perf.get("latency_cycles")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,14 +361,38 @@ def main(argv: list[str] | None = None) -> int:
         print(format_report(rep))
         summary["cppsim"] = rep
         if not (rep["all_layers_equal"] and rep["all_labels_equal"]):
-            (finn_dir / "compare.json").write_text(json.dumps(summary, indent=1))
+            _write(finn_dir / "compare.json", json.dumps(summary, indent=1))
             raise FinnBuildError(f"cppsim outputs differ from the golden model: see {finn_dir}/compare.json")
-    (finn_dir / "compare.json").write_text(json.dumps(summary, indent=1))
+    _write(finn_dir / "compare.json", json.dumps(summary, indent=1))
     text = estimates(graph, folding, finn_dir)
-    (finn_dir / "estimates.md").write_text(text)
+    _write(finn_dir / "estimates.md", text)
     print(text)
     if args.command == "bitstream":
-        print(f"collected under {collect(out, board.name)}")
+        if "rtlsim" in args.verify.split(","):
+            from .compare import compare_labels, format_report
+
+            rep = compare_labels(finn_dir, "stitched_ip_rtlsim", golden[graph.outputs["label"]].reshape(-1))
+            print(format_report(rep))
+            summary["rtlsim"] = rep
+            if not rep["all_labels_equal"]:
+                _write(finn_dir / "compare.json", json.dumps(summary, indent=1))
+                raise FinnBuildError(f"stitched-IP rtlsim labels differ from the golden model: see {finn_dir}/compare.json")
+        cyc = rtlsim_vs_planner(finn_dir, graph, folding)
+        if cyc:
+            summary["rtlsim_cycles"] = cyc
+            print(f"stitched-IP rtlsim: {cyc['measured_cycles_per_frame']} cycles/frame measured, "
+                  f"{cyc['planned_cycles_per_frame']} planned (x{cyc['ratio']}), latency {cyc['latency_cycles']} cycles")
+        from .vivado_reports import ReportError, check_reports
+
+        try:
+            tf = check_reports(finn_dir / "report")
+        except ReportError as exc:
+            raise FinnBuildError(str(exc)) from None
+        summary["timing_fit"] = tf
+        _write(finn_dir / "compare.json", json.dumps(summary, indent=1))
+        if tf["problems"]:
+            raise FinnBuildError("; ".join(tf["problems"]) + f" (Vivado's reports: {finn_dir}/report)")
+        print(f"collected under {collect(out, board.name)}, deploy package {out / 'deploy'} (make deploy PYNQ_IP=…)")
     return 0
 
 

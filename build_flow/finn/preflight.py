@@ -49,7 +49,8 @@ def check_docker(which=shutil.which, run=subprocess.run) -> None:
 
 
 def check_vivado(board: Board, env=os.environ) -> None:
-    """Vivado (and, for Alveo, Vitis with its platforms) on the host, as FINN's run-docker.sh expects."""
+    """Vivado and Vitis HLS (and, for Alveo, Vitis with its platforms) on the host, as FINN's run-docker.sh
+    and finn_entrypoint.sh expect."""
     path, version = env.get("FINN_XILINX_PATH"), env.get("FINN_XILINX_VERSION")
     if not path:
         raise PreflightError("FINN_XILINX_PATH is not set: point it at the Xilinx install folder "
@@ -60,6 +61,10 @@ def check_vivado(board: Board, env=os.environ) -> None:
     if not settings.is_file():
         raise PreflightError(f"Vivado {version} not found: {settings} does not exist "
                              "(check FINN_XILINX_PATH and FINN_XILINX_VERSION)")
+    hls = Path(path) / "Vitis_HLS" / version / "settings64.sh"
+    if not hls.is_file():
+        raise PreflightError(f"Vitis HLS {version} not found: {hls} does not exist (FINN's step_hw_ipgen needs "
+                             "vitis_hls; install Vitis HLS with Vivado, or check FINN_XILINX_PATH)")
     if board.alveo:
         if not (Path(path) / "Vitis" / version / "settings64.sh").is_file():
             raise PreflightError(f"BOARD={board.name} needs Vitis {version} under {path}/Vitis/{version}")

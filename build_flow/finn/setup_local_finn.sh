@@ -8,8 +8,10 @@
 #
 # DEST gets: a venv (DEST/bin/python), FINN's source tree (DEST/finn, = FINN_ROOT) with its C++ deps under
 # DEST/finn/deps (qonnx, finn-hlslib, cnpy), the HLS simulation headers (DEST/hls/include, = HLS_PATH),
-# stub packages for pyverilator/torchvision (imported at module level by FINN, unusable without Docker),
-# and DEST/env.sh, which exports FINN_ROOT, HLS_PATH, FINN_BUILD_DIR, NUM_DEFAULT_WORKERS.
+# the board files of boards.py (DEST/finn/deps/board_files), FINN's Python environment installed by
+# install_finn_python.sh (the same path as the docker image: requirements-finn.txt, real torchvision; a stub
+# pyverilator, since rtlsim needs the image), and DEST/env.sh, which exports FINN_ROOT, HLS_PATH,
+# FINN_BUILD_DIR, NUM_DEFAULT_WORKERS. It ends with the smoke test (python -m build_flow.finn.smoke).
 #
 # Sources: GitHub by default. GIT_MIRROR=DIR takes them from local git directories instead (bare or not),
 # DIR/<owner>+<name>/repo or DIR/<owner>/<name>.git, e.g. on a machine without GitHub access.
@@ -25,6 +27,7 @@ HLSLIB_COMMIT=16e5847a5e3ef76cffe84c8fad2f010d593457d3   # idem
 CNPY_COMMIT=4e8810b1a8637695171ed346ce68f6984e585ef4     # idem
 HLS_HEADERS_COMMIT=45c16c6d7a00390ee24c6fa2388a224c37234288  # quetric/hls_sim_headers: open ap_int/ap_fixed
 HLS_STREAM_COMMIT=e7e04ab109f9cdb65a64daf9c1e07d55af3a66c7   # Xilinx/hls-lib-stream (2022.2): hls_stream.h
+XIL_BDF_COMMIT=20bbb1210350982586fc3e42e9a15ee531417fea     # Xilinx/XilinxBoardStore, branch 2022.2 (has TUL pynq-z2)
 
 # export the files of REPO at COMMIT (only PATHS, if given) into DIR
 get_tree() {
@@ -83,52 +86,20 @@ template <int D> struct qdma_axis<D, 0, 0, 0> {
 #endif
 EOF
 
-echo "[3/5] venv -> $DEST (python: $($PYTHON --version))"
+echo "[3/5] board files -> $DEST/finn/deps/board_files (XilinxBoardStore $XIL_BDF_COMMIT, branch 2022.2)"
+# FINN's Vivado project adds FINN_ROOT/deps/board_files to board.repoPaths; the boards of boards.py:
+# tul.com.tw:pynq-z2:part0:1.0 (boards/TUL/pynq-z2/A.0) and xilinx.com:zcu104:part0:1.1 (boards/Xilinx/zcu104)
+get_tree Xilinx/XilinxBoardStore $XIL_BDF_COMMIT "$DEST/finn/deps/board_files" boards/TUL/pynq-z2 boards/Xilinx/zcu104
+mv "$DEST/finn/deps/board_files/boards/TUL/pynq-z2" "$DEST/finn/deps/board_files/boards/Xilinx/zcu104" \
+  "$DEST/finn/deps/board_files/" && rm -rf "$DEST/finn/deps/board_files/boards"
+
+echo "[4/5] venv -> $DEST (python: $($PYTHON --version)), FINN's Python environment (install_finn_python.sh)"
 [ -x "$DEST/bin/python" ] || "$PYTHON" -m venv "$DEST"
-PIP="$DEST/bin/python -m pip"
-$PIP install -q --upgrade pip "setuptools<70" wheel
-# torch first: on PyPI a bare requirement pulls a multi-GB CUDA build
-# (TORCH_INDEX=none: torch==2.13.0 from the configured index/find-links, e.g. a local CPU wheel)
-TORCH_INDEX=${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
-if [ "$TORCH_INDEX" = none ]; then $PIP install -q torch==2.13.0
-else $PIP install -q torch==2.13.0 --index-url "$TORCH_INDEX"; fi
-# FINN's requirements.txt pins at FINN_COMMIT (the ones the Python steps import), brevitas for its helpers
-$PIP install -q numpy==1.24.1 scipy==1.10.1 onnx==1.17.0 onnxruntime==1.18.1 onnxoptimizer \
-  protobuf==5.29.6 bitstring==3.1.7 clize==5.0.1 sigtools==4.0.1 dataclasses-json==0.5.7 \
-  toposort==1.7.0 psutil importlib-resources==6.1.0 pytest setuptools-scm "brevitas==0.13.4" pyyaml pillow
+"$DEST/bin/python" -m pip install -q --upgrade pip wheel
+# the same install path as the FINN docker image (without --rtlsim: a stub pyverilator)
+bash "$(dirname "${BASH_SOURCE[0]}")/install_finn_python.sh" "$DEST/bin/python" "$DEST/finn"
 
-echo "[4/5] qonnx, FINN (editable, no deps)"
-SETUPTOOLS_SCM_PRETEND_VERSION=0.4.0 $PIP install -q --no-deps --no-build-isolation -e "$DEST/finn/deps/qonnx"
-SETUPTOOLS_SCM_PRETEND_VERSION=0.10.1 $PIP install -q --no-deps --no-build-isolation -e "$DEST/finn"
-
-echo "[5/5] stubs for pyverilator/torchvision, env.sh"
-SITE=$("$DEST/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-mkdir -p "$SITE/pyverilator/util" "$SITE/torchvision/transforms"
-cat > "$SITE/pyverilator/__init__.py" <<'PY'
-class PyVerilator:
-    """Stub: Verilator-based rtlsim needs the FINN docker image."""
-
-    def __init__(self, *args, **kwargs):
-        raise RuntimeError("pyverilator is a stub in the local FINN venv: rtlsim needs the FINN docker image")
-
-    @classmethod
-    def build(cls, *args, **kwargs):
-        cls()
-PY
-touch "$SITE/torchvision/__init__.py" "$SITE/torchvision/transforms/__init__.py"
-cat > "$SITE/pyverilator/util/__init__.py" <<'EOF'
-EOF
-cat > "$SITE/pyverilator/util/axi_utils.py" <<'EOF'
-def _unavailable(*args, **kwargs):
-    raise RuntimeError("pyverilator is a stub in the local FINN venv: rtlsim needs the FINN docker image")
-
-
-_read_signal = reset_rtlsim = rtlsim_multi_io = toggle_clk = _unavailable
-EOF
-cat > "$SITE/torchvision/transforms/functional.py" <<'EOF'
-def __getattr__(name):
-    raise ImportError("torchvision is a stub in the local FINN venv")
-EOF
+echo "[5/5] env.sh, smoke test"
 mkdir -p "$DEST/build"
 cat > "$DEST/env.sh" <<EOF
 export FINN_ROOT=$DEST/finn
@@ -137,5 +108,5 @@ export FINN_BUILD_DIR=\${FINN_BUILD_DIR:-$DEST/build}
 export NUM_DEFAULT_WORKERS=\${NUM_DEFAULT_WORKERS:-2}
 EOF
 . "$DEST/env.sh"
-"$DEST/bin/python" -c "import finn.builder.build_dataflow as b, qonnx; print('FINN ok:', b.__file__)"
+PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)" "$DEST/bin/python" -m build_flow.finn.smoke
 echo "done: FINN_VENV=$DEST (source $DEST/env.sh for FINN_ROOT, HLS_PATH)"
