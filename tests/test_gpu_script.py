@@ -18,7 +18,9 @@ from helpers import random_pixels, write_cifar_release
 def test_gpu_script_trains_teacher_student_and_exports(tmp_path):
     release = write_cifar_release(tmp_path / "data", per_class_train=10)
     out = tmp_path / "gpu"
+    # the small ResNet-20 teacher: the default airbench one (6 M parameters) takes minutes on a CPU
     env = {**os.environ, "DATA": str(release), "OUT": str(out), "TEACHER_EPOCHS": "1", "STUDENT_EPOCHS": "2",
+           "TEACHER_CONFIG": "configs/teacher-resnet20.yaml",
            # compile off: inductor's C++ builds would take minutes on a CPU (tests/test_compile.py and
            # tests/test_train_recipe.py cover the compiled path)
            "EXTRA": "--set data.val_size=20 --set train.batch_size=20 --set train.eval_batch_size=20 "
@@ -28,7 +30,7 @@ def test_gpu_script_trains_teacher_student_and_exports(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     models = out / "models"
     for f in ("student-flagship.pt", "student-flagship.onnx", "student-flagship.metrics.jsonl",
-              "student-flagship.curves.png", "teacher-airbench.metrics.jsonl", "gpu_train.log"):
+              "student-flagship.curves.png", "teacher-resnet20.metrics.jsonl", "gpu_train.log"):
         assert (models / f).is_file(), f
     assert "student student-flagship val acc" in (models / "gpu_train.log").read_text()
     student = torch.load(models / "student-flagship.pt", weights_only=True)
