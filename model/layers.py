@@ -71,7 +71,11 @@ class PositiveBatchNorm2d(ExactBatchNorm2d):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.training:
+            # nn.BatchNorm2d's own bookkeeping: momentum None is a cumulative average over the
+            # batches seen (what recalibrate_batchnorm relies on), else an exponential one
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight.abs(), self.bias, True,
-                                0.0 if self.momentum is None else self.momentum, self.eps)
+                                factor, self.eps)
         a, b = self.eval_affine()
         return x * a.view(1, -1, 1, 1) + b.view(1, -1, 1, 1)

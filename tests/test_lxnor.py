@@ -148,3 +148,20 @@ def test_bn_sign_conv_rtl_is_bit_exact_under_backpressure(tmp_path):
     golden = run_numpy(graph, np.ascontiguousarray(x))
     res = simulate(design, graph, np.ascontiguousarray(x), in_stall=0.3, out_stall=0.3, seed=9, golden=golden)
     assert res.mismatches == 0 and np.array_equal(res.labels, golden["label"].reshape(-1))
+
+
+def test_sign_batchnorm_follows_the_trainers_recalibration():
+    """recalibrate_batchnorm sets momentum None (a cumulative average): the BatchNorm before each
+    sign must then hold the plain average of the calibration batches' statistics, like any
+    BatchNorm2d, not keep its reset values."""
+    from model.train import recalibrate_batchnorm
+    model = randomize_batchnorm(student(seed=6), 6)  # random stem BN: the sign's input has a mean
+    x = random_pixels(32, seed=7)
+    bn = model.stages[0][0].bn
+    seen = []
+    hook = bn.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+    recalibrate_batchnorm(model, x, batch_size=8)
+    hook.remove()
+    mean = torch.stack([t.mean((0, 2, 3)) for t in seen]).mean(0)
+    assert len(seen) == 4 and int(bn.num_batches_tracked) == 4
+    assert mean.abs().max() > 0.1 and torch.allclose(bn.running_mean, mean, atol=1e-5)
