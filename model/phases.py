@@ -18,10 +18,11 @@ import torch
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from torch import nn
 
+from .config import BINARIZE_ORDERS
+
 WEIGHTS_ONLY = 1      # phase 1 (called after the default order's phase 1)
 FIRST_PHASE = 1
 FULLY_BINARY = 2
-ORDERS = ("weights_first", "activations_first")
 
 
 def activation_quantizers(model: nn.Module) -> list[QuantIdentity]:
@@ -37,8 +38,8 @@ def weight_layers(model: nn.Module) -> list[nn.Module]:
 def set_phase(model: nn.Module, phase: int, order: str = "weights_first") -> None:
     if phase not in (FIRST_PHASE, FULLY_BINARY):
         raise ValueError(f"unknown binarization phase {phase}")
-    if order not in ORDERS:
-        raise ValueError(f"unknown binarization order {order!r} (choose one of {', '.join(ORDERS)})")
+    if order not in BINARIZE_ORDERS:
+        raise ValueError(f"unknown binarization order {order!r} (choose one of {', '.join(BINARIZE_ORDERS)})")
     real_acts = phase == FIRST_PHASE and order == "weights_first"
     real_weights = phase == FIRST_PHASE and order == "activations_first"
     for q in activation_quantizers(model):
