@@ -20,6 +20,10 @@
 #   make synth  (same)                        Yosys synth_xilinx (7-series): LUT/FF/BRAM per layer
 #   make pnr    (same) [DEVICE=85k]           Yosys synth_ecp5 + nextpnr-ecp5 (PyPI wheels): Fmax at
 #                                    CLOCK_MHZ, critical path, utilization (OUT/pnr.json, report)
+#   make uartsim (same) [IMAGES=4] [DATA=…]   the board top (UART bridge + accelerator) in Verilator, driven
+#                                    bit by bit on its serial line with random gaps: labels and scores = golden
+#   make board-check PORT=/dev/ttyUSB0 [OUT=…] [DATA=… HOST_SPLIT=test] [IMAGES=…]   stream images to a ULX3S loaded with
+#                                    make bitstream BOARD=ulx3s-85f's .bit; accuracy, images/s, 0 mismatches
 #   make plan   (CONFIG=…|CONFIGS="a.yaml b.yaml"|CKPT=…|PEER=…) [FPS=3020]   screen candidates in seconds,
 #                                    no training (random weights): binary MMACs, FPS, est. LUT/FF/BRAM36, fits Pynq-Z2
 
@@ -41,6 +45,9 @@ PEER       ?=
 FPS        ?=
 CLOCK_MHZ  ?= 100
 FOLDING    ?=
+HOST_SPLIT ?= test
+PORT       ?=
+PLL_MHZ    ?=
 HW_OUT     = $(if $(filter command line,$(origin OUT)),$(OUT),build/rtl)
 HW_ARGS    = $(MODEL_ARGS) --out $(HW_OUT) --clock-mhz $(CLOCK_MHZ) $(if $(FPS),--fps $(FPS)) \
              $(if $(FOLDING),--folding $(FOLDING))
@@ -127,6 +134,17 @@ pnr: setup
 	$(PY) -m hw.flow pnr $(HW_ARGS) --device $(DEVICE)
 
 # screening: CONFIGS= several configs at once, else the model as for compile (CONFIG=, CKPT=, PEER=)
+# the board top in Verilator over a bit-level serial line (hw/uart_host.py --sim)
+.PHONY: uartsim board-check
+uartsim: rtl
+	$(PY) -m hw.uart_host --sim --build $(HW_OUT) --images $(if $(filter command line,$(origin IMAGES)),$(IMAGES),4) --seed $(SEED) \
+	  $(if $(filter command line,$(origin DATA)),--data $(DATA) --split all,$(if $(wildcard $(DATA)),--data $(DATA) --split all))
+
+board-check: setup
+	@test -n "$(PORT)" || { echo "error: give PORT=… (the ULX3S's serial port, e.g. /dev/ttyUSB0)" >&2; exit 2; }
+	$(PY) -m hw.uart_host --port $(PORT) --build $(HW_OUT) --images $(if $(filter command line,$(origin IMAGES)),$(IMAGES),100) --seed $(SEED) \
+	  $(if $(filter command line,$(origin DATA)),--data $(DATA) --split $(HOST_SPLIT))
+
 .PHONY: plan
 plan: setup
 	$(PY) -m hw.flow plan $(if $(CONFIGS),$(foreach c,$(CONFIGS),--config $(c)) --seed $(SEED),$(MODEL_ARGS)) \

@@ -3,6 +3,8 @@
     python -m hw.flow rtl    MODEL [--fps F | --lut-budget N | --folding FILE] [--clock-mhz 100] --out DIR
     python -m hw.flow rtlsim MODEL ... [--images N] [--data D] [--stall P]
     python -m hw.flow synth  MODEL ...
+    python -m hw.flow pnr    MODEL ... [--device 85k]
+    python -m hw.flow bitstream MODEL ... --board ulx3s-85f [--pll-mhz F]
     python -m hw.flow plan   (--config Y [--config Y2 ...] | --ckpt C | --peer NAME) [--fps 3020 | --lut-budget N]
 
 MODEL is --ckpt C, --config Y or --peer NAME (with --seed), as for verify.compare.
@@ -13,6 +15,12 @@ rtlsim  rtl, then Verilator: N images through the accelerator with random stalls
         output integer compared with the IR golden model; cycles/frame, latency, FPS
         (DIR/rtlsim.json); exit 1 on any mismatch
 synth   rtl, then Yosys synth_xilinx: LUT/FF/BRAM/DSP per layer (DIR/synth.json)
+pnr     rtl, then Yosys synth_ecp5 + nextpnr-ecp5 of the accelerator alone: Fmax, critical path,
+        utilization of the ECP5 (DIR/pnr.json)
+bitstream  rtl, then the accelerator behind its serial link in the board's top, PLL at the clock
+        P&R allows (--pll-mhz first, else DIR/pnr.json's Fmax, else --clock-mhz; lower on a timing
+        failure), Yosys -> nextpnr -> ecppack: DIR/bitstream/<board>.bit and bitstream.json (hw/bitstream.py);
+        then `python -m hw.uart_host --port … --build DIR` checks the board against the golden model
 plan    screening in seconds, no RTL, no training: each model (a config gets random weights and
         BatchNorm, since the planner needs only the shapes and threshold counts) -> IR -> the
         least-LUT folding for --fps (default 3020, FINN CNV_1W1A's), the fastest within
@@ -48,7 +56,7 @@ def _args(argv):
     ap = argparse.ArgumentParser(prog="python -m hw.flow", description=__doc__.split("\n\n")[0],
                                  epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=("rtl", "rtlsim", "synth", "pnr", "plan"))
+    ap.add_argument("step", choices=("rtl", "rtlsim", "synth", "pnr", "bitstream", "plan"))
     ap.add_argument("--ckpt")
     ap.add_argument("--config", action="append", help="a student config (random weights); plan takes several")
     ap.add_argument("--peer")
@@ -64,7 +72,9 @@ def _args(argv):
     ap.add_argument("--data", help="real images (zip, ImageFolder or cifar-10-batches-py); else seeded random")
     ap.add_argument("--stall", type=float, default=0.2, help="probability of a stall on each side, per cycle")
     ap.add_argument("--device", default="85k", help="pnr: ECP5 device (85k, 45k, 25k; CABGA381, speed 6)")
-    ap.add_argument("--pnr-seed", type=int, default=1, help="pnr: nextpnr's placement seed")
+    ap.add_argument("--pnr-seed", type=int, default=1, help="pnr, bitstream: nextpnr's placement seed")
+    ap.add_argument("--board", default="ulx3s-85f", help="bitstream: the board (open tools: ulx3s-85f)")
+    ap.add_argument("--pll-mhz", type=float, help="bitstream: the PLL clock of the first attempt")
     args = ap.parse_args(argv)
     if args.step != "plan" and not args.out:
         ap.error(f"the following arguments are required for {args.step}: --out")
@@ -184,6 +194,19 @@ def run_pnr(args, design) -> int:
     return 0 if t["timing_met"] and t["fits"] else 1
 
 
+def run_bitstream(args, design) -> int:
+    """The open bitstream (hw/bitstream.py): board top, PLL, Yosys, nextpnr, ecppack."""
+    from .bitstream import build_bitstream
+
+    doc = build_bitstream(design, args.out, board=args.board, clock_mhz=args.pll_mhz, seed=args.pnr_seed)
+    u, b, st = doc["used"], doc["budget"], doc["steps_s"]
+    print(f"{args.out}/bitstream/{doc['bit']}: PLL {doc['pll_mhz']:g} MHz (Fmax {doc['fmax_mhz']} MHz), "
+          f"{u['lut4']}/{b['lut4']} LUT4, {u['ff']}/{b['ff']} FF, {u['dp16kd']}/{b['dp16kd']} DP16KD; "
+          f"accelerator {doc['accelerator_fps']:.0f} FPS at that clock, serial link {doc['link_fps']:.0f} "
+          f"frames/s at {doc['baud']} baud; steps (s): {st}")
+    return 0
+
+
 def _screened_models(args) -> list[tuple]:
     """(ckpt, config, peer) of every model plan screens, in the order given."""
     models = [(None, c, None) for c in args.config or []]
@@ -270,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         rc = run_synth(args, design)
     elif args.step == "pnr":
         rc = run_pnr(args, design)
+    elif args.step == "bitstream":
+        rc = run_bitstream(args, design)
     report = write_report(args.out)
     print(f"report: {report}")
     return rc

@@ -30,7 +30,7 @@ from .mvtu_mem import mvtu_params, threshold_params
 from .planner import (Folding, apply_folding, estimate_resources, mvtu_extra_latency, mvtu_pipeline, pipeline_report,
                       predict_cycles, stream_elems)
 from .stream import elem_width, is_signed
-from .swg_model import SWG_OUT_FIFO, swg_full_rate_extra_rows, swg_max_lead_beats
+from .swg_model import swg_full_rate_extra_rows, swg_max_lead_beats, swg_out_fifo, swg_read_regs
 
 RTL_DIR = Path(__file__).parent / "rtl"
 RTL_DEPENDS = {"bnn_mvtu": ("bnn_thres_step",), "bnn_threshold": ("bnn_thres_step",)}  # submodules a module instantiates
@@ -98,7 +98,8 @@ def _absorb(graph: Graph, layer: Layer, idx: int, elems: dict) -> float:
         h, w, c = t.shape
         a = layer.attrs
         extra = swg_full_rate_extra_rows(h, a["kernel"], a["stride"], a["pad"])
-        return (swg_max_lead_beats(h, w, c, e, a["kernel"], a["stride"], a["pad"], extra) + SWG_OUT_FIFO) * e
+        return (swg_max_lead_beats(h, w, c, e, a["kernel"], a["stride"], a["pad"], extra)
+                + swg_out_fifo(swg_read_regs(w, c, e))) * e
     if layer.op == "MatrixVector":
         # the pipeline holds one step per register: 4 + MVTU_MAX_EXTRA steps of SIMD elements
         return 2 * graph.arrays[layer.attrs["weights"]].shape[1] + (4 + MVTU_MAX_EXTRA) * layer.simd
@@ -386,7 +387,8 @@ def _layer_module(graph: Graph, layer: Layer, ins: list[Stream], out: Stream, me
         e = out.elems
         extra = swg_full_rate_extra_rows(h, a["kernel"], a["stride"], a["pad"])  # 0 for pad-1 and 1x1 convs
         return "bnn_swg", {"H": h, "W": w, "C": c, "E": e, "EW": x.ew, "K": a["kernel"], "S": a["stride"],
-                           "PAD": a["pad"], "PAD_VALUE": pattern, "EXTRA_ROWS": extra}, [e]
+                           "PAD": a["pad"], "PAD_VALUE": pattern, "EXTRA_ROWS": extra,
+                           "READ_REGS": swg_read_regs(w, c, e)}, [e]
     if layer.op == "Threshold":
         c = x.shape[-1]
         params = threshold_params(mem, _ident(layer.name), c, layer.pe, x.dtype, out.dtype,

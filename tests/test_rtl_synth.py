@@ -23,6 +23,9 @@ SYNTH_CASES: dict[str, dict[str, int | str]] = {
     "bnn_pool": {"H": 16, "W": 16, "C": 64, "E": 8, "IN_EW": 4, "OUT_EW": 6, "MODE": 2, "K": 2},
     "bnn_global_sumpool": {"PIXELS": 64, "C": 512, "E": 8, "IN_EW": 5, "OUT_EW": 11},
     "bnn_label_select": {"C": 1000, "E": 4, "IN_EW": 16, "OUT_W": 10},
+    "bnn_uart_rx": {"CLKS_PER_BIT": 25},
+    "bnn_uart_tx": {"CLKS_PER_BIT": 25},
+    "bnn_uart_bridge": {"N_BYTES": 3072, "IN_E": 3, "N_SCORES": 10, "SCORE_E": 1, "SCORE_EW": 18, "LABEL_W": 4},
 }
 
 

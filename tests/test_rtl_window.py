@@ -104,8 +104,9 @@ SWG_BUBBLY = {"bipolar_k3s2p0_trailing"}  # PAD = 0 without EXTRA_ROWS: a gap at
 TIGHT_STALL = (0.0, 0.99)
 
 
-def _swg_check(case, res, i, x, in_stall, out_stall):
+def _swg_check(case, res, i, x, in_stall, out_stall, read_regs=0):
     h, w, c, e, ew, kind, k, s, pad, pad_value = SWG_CASES[case]
+    latency, out_fifo = swg_model.swg_latency(read_regs), swg_model.swg_out_fifo(read_regs)
     extra = SWG_EXTRA.get(case, 0)
     cb = c // e
     ho, wo = swg_model.swg_out_size(h, w, k, s, pad)
@@ -129,9 +130,9 @@ def _swg_check(case, res, i, x, in_stall, out_stall):
     for j, t in enumerate(outc):
         f, r = divmod(j // row_beats, ho)
         need = f * frame_in + swg_model.swg_input_needed(h, w, c, e, k, s, pad, r)
-        assert _accepted_by(inc, t - swg_model.SWG_LATENCY) >= need, (case, j)
-        # the read side runs at most SWG_OUT_FIFO + 1 beats ahead of the accepted output
-        f2, r2 = divmod(min(j + swg_model.SWG_OUT_FIFO + 1, n_out - 1) // row_beats, ho)
+        assert _accepted_by(inc, t - latency) >= need, (case, j)
+        # the read side runs at most swg_out_fifo + 1 beats ahead of the accepted output
+        f2, r2 = divmod(min(j + out_fifo + 1, n_out - 1) // row_beats, ho)
         limit = f2 * frame_in + swg_model.swg_input_limit(h, w, c, e, k, s, pad, r2, extra)
         assert _accepted_by(inc, t) <= limit, (case, j)
         reached += _accepted_by(inc, t) == min(limit, n_in)
@@ -139,11 +140,11 @@ def _swg_check(case, res, i, x, in_stall, out_stall):
         assert reached > n_out // 2, (case, reached, n_out)
     if in_stall == 0 and out_stall == 0:
         first = swg_model.swg_first_output_input_beats(h, w, c, e, k, s, pad)
-        assert outc[0] - inc[first - 1] == swg_model.SWG_LATENCY, case
+        assert outc[0] - inc[first - 1] == latency, case
         # the cycle of every transfer is the one hw/swg_model.swg_schedule predicts
         a, issue = swg_model.swg_schedule(h, w, c, e, k, s, pad, FRAMES, extra)
         assert inc == [inc[0] + t + i for t in a for i in range(w * cb)], case
-        assert outc == [inc[0] + t + swg_model.SWG_LATENCY - 1 + i for t in issue for i in range(row_beats)], case
+        assert outc == [inc[0] + t + latency - 1 + i for t in issue for i in range(row_beats)], case
         # Throughput: the busier side moves one beat every cycle, frames back to back (the next
         # frame's first rows load while the last windows leave), so the steady-state frame period
         # (frame 1 -> frame 2, measured) is max(input beats, output beats) per frame. Exception:
@@ -161,13 +162,19 @@ def _swg_check(case, res, i, x, in_stall, out_stall):
                 assert outc[-1] - outc[0] + 1 == n_out, case
 
 
-def test_swg():
-    params, in_w = {}, {}
+@pytest.mark.parametrize("piped", [False, True], ids=["read_regs0", "read_regs2"])
+def test_swg(piped):
+    """Every case, with and without the READ_REGS = 2 read pipeline (where W*C/E allows it: the
+    same data, the same transfer cycles shifted by READ_REGS, the same frame period)."""
+    params, in_w, regs = {}, {}, {}
     for name, (h, w, c, e, ew, kind, k, s, pad, pad_value) in SWG_CASES.items():
         pad_pattern = pack_beats([pad_value], 1, ew, bipolar=kind == "bipolar")[0]
+        regs[name] = swg_model.swg_read_regs(w, c, e) if piped else 0
         params[name] = dict(H=h, W=w, C=c, E=e, EW=ew, K=k, S=s, PAD=pad, PAD_VALUE=pad_pattern,
-                            EXTRA_ROWS=SWG_EXTRA.get(name, 0))
+                            EXTRA_ROWS=SWG_EXTRA.get(name, 0), READ_REGS=regs[name])
         in_w[name] = e * ew
+    if piped:
+        assert all(regs.values()), regs  # every case here is wide enough
     sim = _multi_build("bnn_swg", params, in_w, in_w)
     for seed, (in_stall, out_stall) in enumerate(STALLS + [TIGHT_STALL]):
         rng = np.random.default_rng(seed)
@@ -180,7 +187,7 @@ def test_swg():
         res = sim.run(inputs=inputs, expect=expect, in_stall=in_stall, out_stall=out_stall, seed=seed + 1,
                       max_idle=100000)
         for i, name in enumerate(SWG_CASES):
-            _swg_check(name, res, i, xs[name], in_stall, out_stall)
+            _swg_check(name, res, i, xs[name], in_stall, out_stall, regs[name])
 
 
 def test_swg_model_bounds():
@@ -357,6 +364,8 @@ def test_lint_every_case():
 BAD_PARAMS = [
     ("bnn_swg", {"C": 4, "E": 3}),                    # E does not divide C
     ("bnn_swg", {"K": 3, "PAD": 3}),                  # padding as large as the kernel
+    ("bnn_swg", {"READ_REGS": 1}),                    # the read pipeline has 0 or 2 registers
+    ("bnn_swg", {"W": 3, "C": 1, "E": 1, "K": 1, "PAD": 0, "READ_REGS": 2}),  # W*C/E < 4: no room ahead
     ("bnn_pool", {"MODE": 0, "IN_EW": 4, "OUT_EW": 6}),  # max with a different output width
     ("bnn_pool", {"H": 3, "K": 4}),                   # window larger than the map
     ("bnn_global_sumpool", {"BIPOLAR": 1, "IN_EW": 2}),

@@ -3,6 +3,10 @@
 #   make finn-estimate (CKPT=…|CONFIG=…|PEER=…) [BOARD=Pynq-Z2] [FINN_VENV=…] [FPS=…|FOLDING=…] [IMAGES=8] OUT=…
 #        FINN's Python steps, hw codegen and cppsim (in a local FINN venv, or else the docker image);
 #        cppsim outputs compared with the golden model (array_equal); FINN's and the planner's estimates
+#   make bitstream (CKPT=…|CONFIG=…|PEER=…) BOARD=ulx3s-85f [FPS=…|FOLDING=…] [PLL_MHZ=…] [OUT=…]
+#        open tools only (hw/bitstream.py): the accelerator behind a UART bridge in the ULX3S's top,
+#        the PLL at the clock P&R allows, Yosys -> nextpnr-ecp5 -> ecppack: OUT/bitstream/ulx3s-85f.bit
+#        (OUT defaults to build/rtl); then make board-check PORT=/dev/ttyUSB0 [OUT=…] [DATA=…]
 #   make bitstream (CKPT=…|CONFIG=…|PEER=…) [BOARD=Pynq-Z2|ZCU104|U250] [OUT=…]
 #        the full FINN build in the docker image with Vivado and Vitis HLS from the host (FINN_XILINX_PATH,
 #        FINN_XILINX_VERSION, XILINXD_LICENSE_FILE; PLATFORM_REPO_PATHS for Alveo): cppsim and stitched-IP
@@ -31,12 +35,18 @@ PYNQ_DIR    ?= bnn-deploy
 finn-estimate: setup
 	$(PY) -m build_flow.finn.cli estimate $(FINN_ARGS) $(if $(FINN_VENV),--finn-venv $(FINN_VENV)) --image $(FINN_IMAGE)
 
-# preflight first (docker, daemon, Vivado, board, checkpoint, folding): one line and exit 2 before any long work
+# BOARD=ulx3s-85f: the open-tool path (hw/bitstream.py: Yosys, nextpnr-ecp5, ecppack; no docker, no
+# vendor tool). Other boards: FINN in docker with Vivado; preflight first (docker, daemon, Vivado,
+# board, checkpoint, folding): one line and exit 2 before any long work
 bitstream: setup
+ifneq ($(filter ulx3s-%,$(BOARD)),)
+	$(PY) -m hw.flow bitstream $(HW_ARGS) --board $(BOARD) $(if $(PLL_MHZ),--pll-mhz $(PLL_MHZ))
+else
 	$(PY) -c "import sys; from model.errors import run_cli; from build_flow.finn.cli import _args, run_preflight; \
 	run_cli(lambda a: run_preflight(_args(a)) and 0, sys.argv[1:])" bitstream $(FINN_ARGS)
 	@docker image inspect $(FINN_IMAGE) >/dev/null 2>&1 || $(MAKE) --no-print-directory finn-image
 	$(PY) -m build_flow.finn.cli bitstream $(FINN_ARGS) --image $(FINN_IMAGE) --verify cppsim,rtlsim
+endif
 
 # the deploy package of `make bitstream` (OUT/deploy) -> the board, over ssh (replaces PYNQ_DIR there)
 deploy:

@@ -7,6 +7,13 @@
 //             PAD_VALUE  EW-bit pattern of a padding element (bipolar -1: 0; UINT 0: 0)
 //             EXTRA_ROWS line-buffer rows beyond K+S (0 unless the frame boundary must be gap-free
 //                        in a PAD = 0 layer: hw/swg_model.py swg_full_rate_extra_rows)
+//             READ_REGS  registers between the read scheduler and the line buffer (0 or 2): with 2
+//                        the buffer's read address and enable come from registers (slot, column and
+//                        channel, then the address), off the scheduler's compare-and-count path, for
+//                        the clock; cycles per frame are the same, every output beat leaves READ_REGS
+//                        cycles later, the output FIFO has READ_REGS more entries. Needs W*C/E >= 4
+//                        (a released row's last reads are then still ahead of the first writes
+//                        into its slot).
 // Input:  the (H, W, C) map in (h, w, c) order, E elements per beat (H*W*CB beats per frame).
 // Output: for each output pixel (HO = (H+2PAD-K)/S+1 rows, WO likewise, row-major) its K*K*C
 //         patch in (ky, kx, c) order, E elements per beat (HO*WO*K*K*CB beats per frame).
@@ -27,12 +34,12 @@
 // min(H, K-PAD) - S + (rows no window uses) input rows per frame at the frame boundary
 // (hw/swg_model.py: swg_schedule is cycle-exact, swg_cycles_per_frame). The first output beat of a
 // frame needs its first min(H, K-PAD) input rows = min(H, K-PAD)*W*CB input beats and leaves
-// 3 cycles after the last of them is accepted. The module accepts at most
+// 3 + READ_REGS cycles after the last of them is accepted. The module accepts at most
 // (lo(ho) + R)*W*CB beats of a frame (counted from the frame's first beat, so it may reach
 // into the next frame) before output row ho (lo(ho) = max(0, ho*S-PAD)) has been fully read
 // out of the buffer: it holds at most R*W*CB input beats ahead of its output. hw/swg_model.py
-// gives these numbers as functions. A 4-entry output FIFO decouples m_axis_tready (no
-// combinational path between the two streams).
+// gives these numbers as functions. A (4 + READ_REGS)-entry output FIFO decouples m_axis_tready
+// (no combinational path between the two streams).
 module bnn_swg #(
     parameter int H = 4,
     parameter int W = 4,
@@ -43,7 +50,8 @@ module bnn_swg #(
     parameter int S = 1,
     parameter int PAD = 1,
     parameter int PAD_VALUE = 0,
-    parameter int EXTRA_ROWS = 0
+    parameter int EXTRA_ROWS = 0,
+    parameter int READ_REGS = 0
 ) (
     input  logic            clk,
     input  logic            rst,
@@ -68,7 +76,10 @@ module bnn_swg #(
     localparam int SW = $clog2(R);                  // R >= 2
     localparam int XW = (W > 1) ? $clog2(W) : 1;
     localparam int WCW = (WC > 1) ? $clog2(WC) : 1;
-    localparam int ODEPTH = 4;                      // output FIFO entries
+    localparam int ODEPTH = 4 + READ_REGS;          // output FIFO entries
+    localparam int OW = $clog2(ODEPTH);
+    localparam int FCW = $clog2(ODEPTH + 1);
+    localparam logic [OW-1:0] O_LAST = OW'(ODEPTH - 1);
 
     localparam logic [NW-1:0] N_PAD = NW'(PAD);
     localparam logic [NW-1:0] N_S = NW'(S);
@@ -92,16 +103,23 @@ module bnn_swg #(
         $error("bnn_swg: need E | C, PAD < K, S >= 1 and a kernel that fits (C=%0d E=%0d K=%0d S=%0d PAD=%0d H=%0d W=%0d)",
                C, E, K, S, PAD, H, W);
     end
+    if ((READ_REGS != 0 && READ_REGS != 2) || (READ_REGS != 0 && W * (C / E) < 4)) begin : g_bad_read_regs
+        $error("bnn_swg: need READ_REGS 0, or 2 with W*C/E >= 4 (READ_REGS=%0d W=%0d C=%0d E=%0d)", READ_REGS, W, C, E);
+    end
 
     // ---------------------------------------------------------------- line buffer
     logic [DW-1:0] mem [0:WORDS-1];
     logic [DW-1:0] rd_data;
-    logic [AW-1:0] wr_addr, rd_addr;
-    logic wr_en, rd_en;
+    logic [AW-1:0] wr_addr, mem_addr;
+    logic wr_en, mem_en;
+    /* verilator lint_off UNUSEDSIGNAL */  // the unregistered read, used with READ_REGS = 0
+    logic [AW-1:0] rd_addr;
+    logic rd_en;
+    /* verilator lint_on UNUSEDSIGNAL */
 
     always_ff @(posedge clk) begin
         if (wr_en) mem[wr_addr] <= s_axis_tdata;
-        if (rd_en) rd_data <= mem[rd_addr];
+        if (mem_en) rd_data <= mem[mem_addr];
     end
 
     // dp = D + R, where D = complete rows written - first row needed by the current output row
@@ -135,8 +153,9 @@ module bnn_swg #(
     logic [XW-1:0] col_in;
     logic [NW-1:0] lo, hi, nrows, npad_top, row, col, slot_sum, next_lo, delta, lo_slot_sum;
     logic last_cb, last_kx, last_ky, last_wo, last_ho, row_start, row_end, real_px, row_ok;
-    logic issue, rd_v, rd_pad;
-    logic [2:0] fcount;
+    logic issue, rd_v, rd_pad, mem_v, mem_real;
+    logic [FCW-1:0] fcount;
+    logic [1:0] in_flight;  // issued reads not yet in rd_v: the READ_REGS stages
 
     always_comb begin
         lo = (vr > N_PAD) ? vr : N_PAD;
@@ -151,7 +170,7 @@ module bnn_swg #(
         slot_sum = lo_slot + ky - npad_top;       // valid for real rows (ky >= npad_top)
         slot = SW'((slot_sum >= N_R) ? slot_sum - N_R : slot_sum);
         col_in = XW'(col - N_PAD);
-        rd_addr = AW'(slot) * A_WC + AW'(col_in) * A_CB + AW'(cb);
+        rd_addr = AW'(slot) * A_WC + AW'(col_in) * A_CB + AW'(cb);  // READ_REGS = 0 only
         last_cb = cb == LAST_CB;
         last_kx = kx == N_K1;
         last_ky = ky == N_K1;
@@ -166,14 +185,50 @@ module bnn_swg #(
         delta = next_lo - lo;
         lo_slot_sum = lo_slot + delta;
         row_ok = !row_start || (dp >= nrows + N_R);
-        issue = row_ok && ({1'b0, fcount} + {3'b0, rd_v} < 4'(ODEPTH));
+        issue = row_ok && (5'(fcount) + 5'(rd_v) + 5'(in_flight) < 5'(ODEPTH));
         rd_en = issue && real_px;
     end
 
+    // the read of an issued beat: at once (READ_REGS 0), or through two registers
+    generate
+        if (READ_REGS == 0) begin : g_direct
+            assign mem_en = rd_en;
+            assign mem_addr = rd_addr;
+            assign mem_v = issue;
+            assign mem_real = real_px;
+            assign in_flight = 2'd0;
+        end else begin : g_piped
+            logic a_v, a_real, b_v, b_real;
+            logic [SW-1:0] a_slot;
+            logic [XW-1:0] a_col;
+            logic [CBW-1:0] a_cb;
+            logic [AW-1:0] b_addr;
+            always_ff @(posedge clk) begin
+                a_v <= issue;
+                a_real <= real_px;
+                a_slot <= slot;
+                a_col <= col_in;
+                a_cb <= cb;
+                b_v <= a_v;
+                b_real <= a_real;
+                b_addr <= AW'(a_slot) * A_WC + AW'(a_col) * A_CB + AW'(a_cb);
+                if (rst) begin
+                    a_v <= 1'b0;
+                    b_v <= 1'b0;
+                end
+            end
+            assign mem_en = b_v && b_real;
+            assign mem_addr = b_addr;
+            assign mem_v = b_v;
+            assign mem_real = b_real;
+            assign in_flight = 2'(a_v) + 2'(b_v);
+        end
+    endgenerate
+
     always_ff @(posedge clk) begin
-        rd_v <= issue;
+        rd_v <= mem_v;
+        rd_pad <= !mem_real;
         if (issue) begin
-            rd_pad <= !real_px;
             if (!last_cb) cb <= cb + 1'b1;
             else begin
                 cb <= '0;
@@ -208,7 +263,7 @@ module bnn_swg #(
 
     // ---------------------------------------------------------------- output FIFO
     logic [DW-1:0] fifo [0:ODEPTH-1];
-    logic [1:0] fw, fr;
+    logic [OW-1:0] fw, fr;
     logic pop;
 
     assign m_axis_tvalid = fcount != '0;
@@ -218,9 +273,9 @@ module bnn_swg #(
     always_ff @(posedge clk) begin
         if (rd_v) begin
             fifo[fw] <= rd_pad ? PAD_WORD : rd_data;
-            fw <= fw + 1'b1;
+            fw <= (fw == O_LAST) ? '0 : fw + 1'b1;
         end
-        if (pop) fr <= fr + 1'b1;
+        if (pop) fr <= (fr == O_LAST) ? '0 : fr + 1'b1;
         if (rd_v && !pop) fcount <= fcount + 1'b1;
         else if (pop && !rd_v) fcount <= fcount - 1'b1;
         if (rst) begin
