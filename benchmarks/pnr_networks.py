@@ -3,6 +3,11 @@ nextpnr-ecp5 from the `pnr` extra), for the README's hardware table: Fmax after 
 critical path, utilization of the LFE5U-85F and the FPS at the clock reached.
 
     python benchmarks/pnr_networks.py [--cases small,cnv-finn,flagship] [--clock-mhz 100] [--device 85k]
+    python benchmarks/pnr_networks.py --bitstream [--cases small,cnv-finn]
+
+--bitstream builds each case's ULX3S bitstream instead (`python -m hw.flow bitstream`: the board top,
+the PLL at the clock P&R allows, ecppack) and prints the PLL clock, Fmax, utilization, FPS at that
+clock and the seconds of each step (bitstream.json in build/pnr-<case>/bitstream/).
 
   small      models/student-small.pt planned for 2000 FPS (the demo's design)
   cnv-finn   brevitas_examples CNV_1W1A (random weights) at finn-examples' folding
@@ -36,7 +41,10 @@ def main() -> int:
     ap.add_argument("--cases", default="small,cnv-finn,flagship")
     ap.add_argument("--clock-mhz", type=float, default=100.0)
     ap.add_argument("--device", default="85k")
+    ap.add_argument("--bitstream", action="store_true", help="build the ULX3S bitstream of each case")
     args = ap.parse_args()
+    if args.bitstream:
+        return bitstreams(args)
     rows = []
     for case in args.cases.split(","):
         out = f"build/pnr-{case}"
@@ -52,6 +60,22 @@ def main() -> int:
         print(f"{case:9} {p['target_mhz']:10g} {p['fmax_mhz'] or 0:9.2f}  {'yes' if p['timing_met'] else 'NO':4} "
               f"{u['lut4']:6}/{b['lut4']:<6} {u['ff']:6}/{b['ff']:<6} {u['dp16kd']:3}/{b['dp16kd']:<4} "
               f"{clock * 1e6 / frame:10.0f}    {secs:7.0f}")
+    return 0
+
+
+def bitstreams(args) -> int:
+    rows = []
+    for case in args.cases.split(","):
+        out = f"build/pnr-{case}"
+        t0 = time.perf_counter()
+        flow(["bitstream", *CASES[case], "--out", out, "--clock-mhz", str(args.clock_mhz)])
+        rows.append((case, json.loads(Path(out, "bitstream", "bitstream.json").read_text()), time.perf_counter() - t0))
+    print(f"\ncase      PLL MHz  Fmax MHz  LUT4          FF            DP16KD   FPS at PLL  link fps  attempts  steps (s)")
+    for case, d, secs in rows:
+        u, b = d["used"], d["budget"]
+        print(f"{case:9} {d['pll_mhz']:7g} {d['fmax_mhz']:9.2f}  {u['lut4']:6}/{b['lut4']:<6} {u['ff']:6}/{b['ff']:<6} "
+              f"{u['dp16kd']:3}/{b['dp16kd']:<4} {d['accelerator_fps']:10.0f} {d['link_fps']:9.1f} "
+              f"{len(d['attempts']):9}  {d['steps_s']} total {secs:.0f}")
     return 0
 
 

@@ -27,7 +27,7 @@ from build_flow.ir import Graph, Layer, dtype_range
 from model.errors import FlowError
 
 from .mvtu_mem import mvtu_params, threshold_params
-from .planner import (Folding, apply_folding, estimate_resources, mvtu_extra_latency, mvtu_pipeline, pipeline_report,
+from .planner import (Folding, fifo_in_bram, apply_folding, estimate_resources, mvtu_extra_latency, mvtu_pipeline, pipeline_report,
                       predict_cycles, stream_elems)
 from .stream import elem_width, is_signed
 from .swg_model import swg_full_rate_extra_rows, swg_max_lead_beats, swg_out_fifo, swg_read_regs
@@ -198,7 +198,7 @@ def _write_rtl(graph: Graph, folding: Folding, rtl: Path) -> dict:
         width = elems * s.ew
         top.count += 1
         out = declare(f"{hint}_fifo{top.count}", width)
-        instance("bnn_fifo", f"u_{out}", {"W": width, "DEPTH": depth},
+        instance("bnn_fifo", f"u_{out}", {"W": width, "DEPTH": depth, "OUT_REG": int(fifo_in_bram(depth, width))},
                  f"{connect('s_axis', wire)},\n        {connect('m_axis', out)}")
         top.fifos.append({"name": out, "stream": s.name, "depth": depth, "width": width, "bits": depth * width})
         return out

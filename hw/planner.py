@@ -374,10 +374,17 @@ def _rom(depth: int, width: int, bram_from: int = 128) -> tuple[float, float]:
     return width * -(-depth // 64), 0.0
 
 
+def fifo_in_bram(depth: int, width: int) -> bool:
+    """Whether Yosys puts a bnn_fifo's memory in block RAM: deeper than 127 words and over 2 kbit
+    (what it picked for bnn_fifo). Such a FIFO gets OUT_REG = 1 (hw/generate.py): a block RAM's
+    clock-to-out would otherwise start the next module's logic."""
+    return depth >= 128 and depth * width > 2048
+
+
 def _ram(depth: int, width: int) -> tuple[float, float]:
     """(LUT, BRAM36) of a FIFO's simple dual-port RAM: LUTRAM (RAM32M: 6 bits x 32 words per 4 LUTs,
-    RAM64M: 3 x 64) unless deeper than 127 words and over 2 kbit (what Yosys picked for bnn_fifo)."""
-    if depth >= 128 and depth * width > 2048:
+    RAM64M: 3 x 64) unless `fifo_in_bram`."""
+    if fifo_in_bram(depth, width):
         return 0.0, _bram36(depth, width)
     return 4.0 * min(-(-width // 6) * -(-depth // 32), -(-width // 3) * -(-depth // 64)), 0.0
 
@@ -458,10 +465,11 @@ def _vector_fifo(graph: Graph, layer: Layer, pe: int, simd: int) -> tuple[float,
 
 
 def _fifo(depth: int, width: int) -> tuple[float, float, float]:
-    """bnn_fifo: DEPTH words plus the output register."""
+    """bnn_fifo: DEPTH words plus the read register (and the output register of a block-RAM one)."""
     m_lut, m_bram = _ram(depth, width)
     control = FIFO_CONTROL_LUTS[2 if m_bram else (0 if depth <= 32 else 1)]
-    return m_lut + control, width + 2 * math.ceil(math.log2(depth + 1)) + 4, m_bram
+    out_reg = width + 1 if m_bram else 0
+    return m_lut + control, width + 2 * math.ceil(math.log2(depth + 1)) + 4 + out_reg, m_bram
 
 
 def _dwc(ew: int, in_e: int, out_e: int) -> tuple[float, float, float]:

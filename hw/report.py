@@ -42,6 +42,7 @@ def write_report(out) -> Path:
     sim = _load_current(out, "rtlsim.json", current)
     syn = _load_current(out, "synth.json", current)
     pnr = _load_current(out, "pnr.json", current)
+    bit = _load_current(out, "bitstream/bitstream.json", current)
     pred = design["predicted"]
     names = [l["name"] for l in design["layers"]]
     clock = design["clock_mhz"]
@@ -79,6 +80,13 @@ def write_report(out) -> Path:
                   + f" (yosys {pnr['yosys_s']:.0f} s, nextpnr {pnr['nextpnr_s']:.0f} s).", ""]
     else:
         lines += ["Place and route: not run on this design (`make pnr`).", ""]
+    if bit:
+        u = bit["used"]
+        lines += [f"Bitstream ({bit['board']}, open tools): `bitstream/{bit['bit']}`, PLL **{bit['pll_mhz']:g} MHz** "
+                  f"(Fmax {bit['fmax_mhz']} MHz after routing), {u['lut4']} LUT4, {u['ff']} FF, {u['dp16kd']} DP16KD "
+                  f"with the UART bridge; the accelerator at that clock: **{bit['accelerator_fps']:.0f} FPS**; the "
+                  f"serial link at {bit['baud']} baud carries {bit['link_fps']:.0f} frames/s. Steps (s): "
+                  + ", ".join(f"{k[:-2]} {v:g}" for k, v in bit["steps_s"].items()) + ".", ""]
     pipe = pred.get("pipeline") or {}
     if pipe:
         lines += ["Matrix-unit pipeline (hw/planner.py `mvtu_pipeline`): " + "; ".join(

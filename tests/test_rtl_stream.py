@@ -200,9 +200,10 @@ def test_harness_build_cache_and_errors(harness, tmp_path):
 # ---------------------------------------------------------------------------------------------------
 # bnn_fifo
 # ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("w,depth", [(8, 2), (33, 5), (1, 64)])
-def test_fifo(w, depth):
-    sim = build("bnn_fifo", _rtl("bnn_fifo"), {"W": w, "DEPTH": depth}, [Port("s_axis", w)], [Port("m_axis", w)])
+@pytest.mark.parametrize("w,depth,out_reg", [(8, 2, 0), (33, 5, 0), (1, 64, 0), (8, 2, 1), (33, 70, 1)])
+def test_fifo(w, depth, out_reg):
+    sim = build("bnn_fifo", _rtl("bnn_fifo"), {"W": w, "DEPTH": depth, "OUT_REG": out_reg}, [Port("s_axis", w)],
+                [Port("m_axis", w)])
     rng = np.random.default_rng(depth)
     n = 4 * depth + 50
     data = _rand_beats(rng, n, w)
@@ -211,13 +212,15 @@ def test_fifo(w, depth):
         assert res.outputs["m_axis"] == data
         if in_stall == out_stall == 0.0:
             assert res.in_cycles["s_axis"] == list(range(n))
-            assert res.out_cycles["m_axis"] == list(range(2, n + 2))  # first word falls through in 2 cycles
-    # a slow reader: the FIFO fills up to its capacity, DEPTH beats of memory + the output register
+            # first word falls through in 2 cycles (3 with the output register)
+            assert res.out_cycles["m_axis"] == list(range(2 + out_reg, n + 2 + out_reg))
+    # a slow reader: the FIFO fills up to its capacity, DEPTH beats of memory + the read register
+    # (+ the output register)
     res = sim.run({"s_axis": data}, {"m_axis": n}, in_stall=0.0, out_stall=0.9, seed=5)
     assert res.outputs["m_axis"] == data
     events = sorted([(c, 1) for c in res.in_cycles["s_axis"]] + [(c, -1) for c in res.out_cycles["m_axis"]])
     occupancy = np.cumsum([d for _, d in events])
-    assert occupancy.max() == depth + 1
+    assert occupancy.max() == depth + 1 + out_reg
 
 
 # ---------------------------------------------------------------------------------------------------

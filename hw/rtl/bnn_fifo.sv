@@ -1,15 +1,19 @@
 // bnn_fifo: first-word-fall-through AXI-Stream FIFO.
 //
-// Parameters: W     data width in bits
-//             DEPTH entries of the storage memory (any value >= 2)
+// Parameters: W       data width in bits
+//             DEPTH   entries of the storage memory (any value >= 2)
+//             OUT_REG 1: a register behind the memory's read register, so that what follows starts
+//                     at a flip-flop, not at a block RAM's slow clock-to-out (for the clock); one
+//                     more beat held and one more cycle of latency
 // Holds up to DEPTH+1 beats: DEPTH in a memory with a registered read port (Yosys/Vivado map it
 // to BRAM or LUTRAM) and one in the output register (the read register doubles as the
 // first-word-fall-through stage). s_axis_tready depends on registers only; there is no
 // combinational path between the two sides. Full throughput (one beat per cycle in and out);
-// a beat written into an empty FIFO appears on m_axis two cycles later.
+// a beat written into an empty FIFO appears on m_axis two cycles later (three with OUT_REG).
 module bnn_fifo #(
     parameter int W = 8,
-    parameter int DEPTH = 16
+    parameter int DEPTH = 16,
+    parameter int OUT_REG = 0
 ) (
     input  logic         clk,
     input  logic         rst,
@@ -25,19 +29,25 @@ module bnn_fifo #(
     localparam logic [AW-1:0] LAST = AW'(DEPTH - 1);
     localparam logic [CW-1:0] FULL = CW'(DEPTH);
 
+    if (DEPTH < 2 || (OUT_REG != 0 && OUT_REG != 1)) begin : g_bad_params
+        $error("bnn_fifo: need DEPTH >= 2 and OUT_REG 0 or 1 (DEPTH=%0d OUT_REG=%0d)", DEPTH, OUT_REG);
+    end
+
     logic [W-1:0] mem [0:DEPTH-1];
     logic [AW-1:0] wr_ptr, rd_ptr;
-    logic [CW-1:0] count;  // beats in the memory (not counting the output register)
+    logic [CW-1:0] count;  // beats in the memory (not counting the read and output registers)
     logic wr, rd;
+    logic [W-1:0] q;       // the memory's read register
+    logic q_valid, q_take; // q holds a beat / q is emptied this cycle
 
     assign s_axis_tready = count != FULL;
     assign wr = s_axis_tvalid && s_axis_tready;
-    // refill the output register whenever it is empty or being emptied
-    assign rd = (count != '0) && (!m_axis_tvalid || m_axis_tready);
+    // refill the read register whenever it is empty or being emptied
+    assign rd = (count != '0) && (!q_valid || q_take);
 
     always_ff @(posedge clk) begin
         if (wr) mem[wr_ptr] <= s_axis_tdata;
-        if (rd) m_axis_tdata <= mem[rd_ptr];
+        if (rd) q <= mem[rd_ptr];
     end
 
     always_ff @(posedge clk) begin
@@ -45,13 +55,27 @@ module bnn_fifo #(
         if (rd) rd_ptr <= (rd_ptr == LAST) ? '0 : rd_ptr + 1'b1;
         if (wr && !rd) count <= count + 1'b1;
         else if (rd && !wr) count <= count - 1'b1;
-        if (rd) m_axis_tvalid <= 1'b1;
-        else if (m_axis_tready) m_axis_tvalid <= 1'b0;
+        if (rd) q_valid <= 1'b1;
+        else if (q_take) q_valid <= 1'b0;
         if (rst) begin
             wr_ptr <= '0;
             rd_ptr <= '0;
             count <= '0;
-            m_axis_tvalid <= 1'b0;
+            q_valid <= 1'b0;
+        end
+    end
+
+    if (OUT_REG == 0) begin : g_direct  // the read register is the output (first word falls through)
+        assign q_take = m_axis_tready;
+        assign m_axis_tdata = q;
+        assign m_axis_tvalid = q_valid;
+    end else begin : g_out_reg
+        assign q_take = q_valid && (!m_axis_tvalid || m_axis_tready);
+        always_ff @(posedge clk) begin
+            if (q_take) m_axis_tdata <= q;
+            if (q_take) m_axis_tvalid <= 1'b1;
+            else if (m_axis_tready) m_axis_tvalid <= 1'b0;
+            if (rst) m_axis_tvalid <= 1'b0;
         end
     end
 endmodule

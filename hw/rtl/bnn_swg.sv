@@ -88,8 +88,30 @@ module bnn_swg #(
     localparam logic [NW-1:0] N_K1 = NW'(K - 1);
     localparam logic [NW-1:0] N_HPAD = NW'(H + PAD);       // first padded row below the map
     localparam logic [NW-1:0] N_WPAD = NW'(W + PAD);
-    localparam logic [NW-1:0] N_LAST_VR = NW'((HO - 1) * S);
     localparam logic [NW-1:0] N_LAST_VC = NW'((WO - 1) * S);
+    localparam int HW = (HO > 1) ? $clog2(HO) : 1;
+    localparam logic [HW-1:0] LAST_HO = HW'(HO - 1);
+
+    // Per output row ho (window top vr = ho*S), constants of the row schedule, as tables indexed by
+    // ho so that no per-cycle path computes them from vr: NEED = the window's real rows + R (the
+    // row starts once dp reaches it), DELTA = the rows released when the row ends (up to the next
+    // row's first real row, or to the next frame's first row), NPAD = padded rows above the window.
+    function automatic logic [HO*NW-1:0] row_table(input int which);
+        int vr, lo, hi, next_lo;
+        row_table = '0;
+        for (int h = 0; h < HO; h++) begin
+            vr = h * S;
+            lo = (vr > PAD) ? vr : PAD;
+            hi = (vr + K - 1 < H + PAD) ? vr + K - 1 : H + PAD - 1;
+            next_lo = (h == HO - 1) ? H + PAD : ((vr + S > PAD) ? vr + S : PAD);
+            if (which == 0) row_table[h*NW +: NW] = NW'(hi - lo + 1 + R);
+            else if (which == 1) row_table[h*NW +: NW] = NW'(next_lo - lo);
+            else row_table[h*NW +: NW] = NW'(lo - vr);
+        end
+    endfunction
+    localparam logic [HO*NW-1:0] NEED_T = row_table(0);
+    localparam logic [HO*NW-1:0] DELTA_T = row_table(1);
+    localparam logic [HO*NW-1:0] NPAD_T = row_table(2);
     localparam logic [CBW-1:0] LAST_CB = CBW'(CB - 1);
     localparam logic [WCW-1:0] LAST_WC = WCW'(WC - 1);
     localparam logic [AW-1:0] LAST_ADDR = AW'(WORDS - 1);
@@ -151,17 +173,15 @@ module bnn_swg #(
     logic [CBW-1:0] cb;
     logic [SW-1:0] slot;
     logic [XW-1:0] col_in;
-    logic [NW-1:0] lo, hi, nrows, npad_top, row, col, slot_sum, next_lo, delta, lo_slot_sum;
-    logic last_cb, last_kx, last_ky, last_wo, last_ho, row_start, row_end, real_px, row_ok;
+    logic [NW-1:0] row, col, slot_sum, lo_slot_sum;
+    logic [NW-1:0] need, delta, npad_top;   // this output row's NEED_T, DELTA_T, NPAD_T entries
+    logic [HW-1:0] ho, ho_next;
+    logic last_cb, last_kx, last_ky, last_wo, last_ho, row_end, real_px, row_ok, at_start;
     logic issue, rd_v, rd_pad, mem_v, mem_real;
     logic [FCW-1:0] fcount;
     logic [1:0] in_flight;  // issued reads not yet in rd_v: the READ_REGS stages
 
     always_comb begin
-        lo = (vr > N_PAD) ? vr : N_PAD;
-        hi = (vr + N_K1 < N_HPAD) ? vr + N_K1 : N_HPAD - 1'b1;
-        nrows = hi - lo + 1'b1;
-        npad_top = lo - vr;
         row = vr + ky;
         col = vc + kx;
         /* verilator lint_off UNSIGNED */  // PAD = 0: row >= 0 is constant
@@ -175,16 +195,14 @@ module bnn_swg #(
         last_kx = kx == N_K1;
         last_ky = ky == N_K1;
         last_wo = vc == N_LAST_VC;
-        last_ho = vr == N_LAST_VR;
-        row_start = (vc == '0) && (ky == '0) && (kx == '0) && (cb == '0);
+        last_ho = ho == LAST_HO;
         row_end = last_cb && last_kx && last_ky && last_wo;
-        // rows released when this output row ends: up to the next row's first real row, or
-        // to the next frame's first row
-        if (last_ho) next_lo = N_HPAD;
-        else next_lo = (vr + N_S > N_PAD) ? vr + N_S : N_PAD;
-        delta = next_lo - lo;
         lo_slot_sum = lo_slot + delta;
-        row_ok = !row_start || (dp >= nrows + N_R);
+        ho_next = last_ho ? '0 : ho + 1'b1;
+        // an output row starts once its window's real rows are complete; `need` and `at_start`
+        // (every counter at 0) are registers, so the issue decision that enables every counter
+        // is one compare deep
+        row_ok = !at_start || (dp >= need);
         issue = row_ok && (5'(fcount) + 5'(rd_v) + 5'(in_flight) < 5'(ODEPTH));
         rd_en = issue && real_px;
     end
@@ -242,6 +260,7 @@ module bnn_swg #(
                         else begin
                             vc <= '0;
                             vr <= last_ho ? '0 : vr + N_S;
+                            ho <= ho_next;
                             lo_slot <= (lo_slot_sum >= N_R) ? lo_slot_sum - N_R : lo_slot_sum;
                         end
                     end
@@ -249,7 +268,18 @@ module bnn_swg #(
             end
         end
         dp <= dp + {{(NW - 1) {1'b0}}, row_done} - ((issue && row_end) ? delta : '0);
+        if (issue) at_start <= row_end;
+        if (issue && row_end) begin
+            need <= NEED_T[ho_next*NW +: NW];
+            delta <= DELTA_T[ho_next*NW +: NW];
+            npad_top <= NPAD_T[ho_next*NW +: NW];
+        end
         if (rst) begin
+            at_start <= 1'b1;
+            ho <= '0;
+            need <= NEED_T[0 +: NW];
+            delta <= DELTA_T[0 +: NW];
+            npad_top <= NPAD_T[0 +: NW];
             rd_v <= 1'b0;
             cb <= '0;
             kx <= '0;
