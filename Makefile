@@ -20,6 +20,9 @@
 #   make synth  (same)                        Yosys synth_xilinx (7-series): LUT/FF/BRAM per layer
 #   make pnr    (same) [DEVICE=85k]           Yosys synth_ecp5 + nextpnr-ecp5 (PyPI wheels): Fmax at
 #                                    CLOCK_MHZ, critical path, utilization (OUT/pnr.json, report)
+#   make bitstream (same) BOARD=ulx3s-85f [PLL_MHZ=…]   open tools only: the accelerator behind a UART
+#                                    bridge on the ULX3S, PLL at the clock P&R allows, .bit in OUT/bitstream/
+#                                    (other BOARD=s: FINN + Vivado, build_flow/finn/finn.mk)
 #   make uartsim (same) [IMAGES=4] [DATA=…]   the board top (UART bridge + accelerator) in Verilator, driven
 #                                    bit by bit on its serial line with random gaps: labels and scores = golden
 #   make board-check PORT=/dev/ttyUSB0 [OUT=…] [DATA=… HOST_SPLIT=test] [IMAGES=…]   stream images to a ULX3S loaded with

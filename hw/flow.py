@@ -235,8 +235,11 @@ def plan_one(sel, out_dir: Path, args, fps: float, budget: dict) -> dict:
     total = {"lut": sum(r["lut"] for r in res.values()), "ff": sum(r["ff"] for r in res.values()),
              "bram36": round(sum(r["bram36"] for r in res.values()), 1)}
     reached = args.clock_mhz * 1e6 / max(predict_cycles(graph, folding).values())
+    from .pnr import DEVICES, check_fits
+    ecp5 = [line.split(": estimated ", 1)[1].split(" (")[0] for line in check_fits({"predicted": {"resources": res}},
+                                                                                   DEVICES["85k"])]
     return {"name": sel.name, "mmacs": binary_macs(graph) / 1e6, "fps": reached, **total,
-            "short": _shortfalls(reached, total, fps, budget)}
+            "short": _shortfalls(reached, total, fps, budget), "ecp5_short": ecp5}
 
 
 def _shortfalls(reached: float, total: dict, fps: float, budget: dict) -> list[str]:
@@ -265,11 +268,13 @@ def run_plan(args) -> int:
     # the table after every compile, so that the exporters' warnings do not land inside it
     print(f"plan at {args.clock_mhz:g} MHz for >= {fps:g} FPS; budget {budget['lut']} LUT, {budget['bram36']} BRAM36 "
           f"(Pynq-Z2{', LUT budget given' if args.lut_budget else ''}); planner estimates, no synthesis")
-    print(f"{'model':32} {'binary MMACs':>12} {'FPS':>7} {'LUT':>7} {'FF':>7} {'BRAM36':>7}  fits")
+    print(f"{'model':32} {'binary MMACs':>12} {'FPS':>7} {'LUT':>7} {'FF':>7} {'BRAM36':>7}  fits; "
+          f"ECP5-85F (LUT4 = 2 LUT, DP16KD = 2 BRAM36; 83640 LUT4, 83640 FF, 208 DP16KD)")
     for row in rows:
         verdict = "no (" + ", ".join(row["short"]) + ")" if row["short"] else "yes"
+        ecp5 = "no (" + ", ".join(row["ecp5_short"]) + ")" if row["ecp5_short"] else "yes"
         print(f"{row['name']:32} {row['mmacs']:12.1f} {row['fps']:7.0f} {row['lut']:7d} {row['ff']:7d} "
-              f"{row['bram36']:7.1f}  {verdict}")
+              f"{row['bram36']:7.1f}  {verdict}; ECP5-85F {ecp5}")
     return 0
 
 

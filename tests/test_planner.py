@@ -180,7 +180,7 @@ def test_plan_prints_one_line_per_config(tmp_path, capsys):
     a, b = _config(tmp_path, "tiny-a"), _config(tmp_path, "tiny-b", blocks=2)
     rows = _plan_rows(capsys, "--config", a, "--config", b, "--out", str(tmp_path / "out"))
     assert set(rows) == {"tiny-a-random0", "tiny-b-random0"}
-    name, mmacs, fps, lut, ff, bram, fits = rows["tiny-a-random0"].split()
+    name, mmacs, fps, lut, ff, bram, fits, part, ecp5 = rows["tiny-a-random0"].split()
     _, g = compile_model(select_model(config=a), tmp_path / "check")
     folding = plan(g, 100, fps=3020)
     res = estimate_resources(g, folding)
@@ -188,7 +188,7 @@ def test_plan_prints_one_line_per_config(tmp_path, capsys):
     assert int(fps) == round(100e6 / max(predict_cycles(g, folding).values())) and int(fps) >= 3020
     assert (int(lut), int(ff), float(bram)) == (total_luts(g, folding), sum(r["ff"] for r in res.values()),
                                                round(sum(r["bram36"] for r in res.values()), 1))
-    assert fits == "yes"
+    assert fits == "yes;" and (part, ecp5) == ("ECP5-85F", "yes")  # the open-tool board's part too
     assert (tmp_path / "out" / "tiny-a-random0" / "folding.yaml").is_file()  # kept for make rtl FOLDING=
 
 
