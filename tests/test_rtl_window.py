@@ -245,11 +245,11 @@ def test_pool():
             out_kind = kind if op == "MaxPool" else "signed"
             got = _unpack(res.outputs[f"m{i}_axis"], e, oew, out_kind)
             assert np.array_equal(got, want.reshape(-1)), (name, in_stall)
-            if in_stall == 0 and out_stall == 0:  # an input beat every cycle; results 2 cycles after
+            if in_stall == 0 and out_stall == 0:  # an input beat every cycle; results 3 cycles after
                 inc = res.in_cycles[f"s{i}_axis"]  # the last beat of their window
                 cb = c // e
                 assert inc[-1] - inc[0] + 1 == FRAMES * h * w * cb, name
-                assert res.out_cycles[f"m{i}_axis"][-1] - inc[-1] == 2 - (h % k) * w * cb - (w % k) * cb, name
+                assert res.out_cycles[f"m{i}_axis"][-1] - inc[-1] == 3 - (h % k) * w * cb - (w % k) * cb, name
 
 
 # ---------------------------------------------------------------------------------------------------

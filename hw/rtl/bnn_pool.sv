@@ -16,11 +16,12 @@
 //
 // Buffer: one output row of partial results, WO*CB words of E*OUT_EW bits (memory with a
 // registered read port: LUTRAM/BRAM). Every beat does a read-modify-write of its window's
-// partial result (read when accepted, combined and written back the next cycle; a write one
-// cycle before a read of the same word is forwarded). The last beat of a window goes to a
-// 4-entry output FIFO instead. Timing: one input beat per cycle (H*W*CB cycles per frame);
-// a result leaves 2 cycles after the last beat of its window. s_axis_tready depends on
-// registers only (it drops when the output FIFO may fill).
+// partial result: read when accepted, the read data registered once more (so that the combine
+// starts at a flip-flop, not at a block RAM's clock-to-out), combined and written back two cycles
+// after the read; the two writes still in flight at the read are forwarded. The last beat of a
+// window goes to a 4-entry output FIFO instead. Timing: one input beat per cycle (H*W*CB cycles
+// per frame); a result leaves 3 cycles after the last beat of its window. s_axis_tready depends
+// on registers only (it drops when the output FIFO may fill).
 module bnn_pool #(
     parameter int H = 4,
     parameter int W = 4,
@@ -83,17 +84,20 @@ module bnn_pool #(
     logic rd_en, wr_en;
     logic [DW-1:0] result;
 
-    // stage B: the beat accepted in the previous cycle
-    logic b_v, b_first, b_last;
-    logic [AW-1:0] b_addr;
-    logic [E*IN_EW-1:0] b_x;
-    // the write performed at the last clock edge (forwarded to a read issued at that edge)
-    logic wb_v;
-    logic [AW-1:0] wb_addr;
-    logic [DW-1:0] wb_data;
+    // stage B: the beat accepted in the previous cycle (its read data arriving); stage C: the one
+    // before (read data registered, combined and written back)
+    logic b_v, b_first, b_last, c_v, c_first, c_last;
+    logic [AW-1:0] b_addr, c_addr;
+    logic [E*IN_EW-1:0] b_x, c_x;
+    logic [DW-1:0] c_rd;
+    // the writes at the last two clock edges: the one before the last coincides with stage C's
+    // read (a read during a write returns the old word), the last one came after it
+    logic wb1_v, wb2_v;
+    logic [AW-1:0] wb1_addr, wb2_addr;
+    logic [DW-1:0] wb1_data, wb2_data;
 
     always_ff @(posedge clk) begin
-        if (wr_en) mem[b_addr] <= result;
+        if (wr_en) mem[c_addr] <= result;
         if (rd_en) rd_data <= mem[a_addr];
     end
 
@@ -103,7 +107,7 @@ module bnn_pool #(
     logic accept, keep, first, last;
     logic [2:0] fcount;
 
-    assign s_axis_tready = ({1'b0, fcount} + {3'b0, b_v && b_last}) < 4'(ODEPTH);
+    assign s_axis_tready = (4'(fcount) + 4'(b_v && b_last) + 4'(c_v && c_last)) < 4'(ODEPTH);
     assign accept = s_axis_tvalid && s_axis_tready;
     assign keep = (oh < N_HO) && (ow < N_WO);
     assign first = (ky == '0) && (kx == '0);
@@ -141,9 +145,18 @@ module bnn_pool #(
         b_last <= last;
         b_addr <= a_addr;
         b_x <= s_axis_tdata;
-        wb_v <= wr_en;
-        wb_addr <= b_addr;
-        wb_data <= result;
+        c_v <= b_v;
+        c_first <= b_first;
+        c_last <= b_last;
+        c_addr <= b_addr;
+        c_x <= b_x;
+        c_rd <= rd_data;
+        wb1_v <= wr_en;
+        wb1_addr <= c_addr;
+        wb1_data <= result;
+        wb2_v <= wb1_v;
+        wb2_addr <= wb1_addr;
+        wb2_data <= wb1_data;
         if (rst) begin
             cb <= '0;
             w <= '0;
@@ -153,19 +166,23 @@ module bnn_pool #(
             ky <= '0;
             oh <= '0;
             b_v <= 1'b0;
-            wb_v <= 1'b0;
+            c_v <= 1'b0;
+            wb1_v <= 1'b0;
+            wb2_v <= 1'b0;
         end
     end
 
     // ---------------------------------------------------------------- combine
     logic [DW-1:0] old;
     always_comb begin
-        old = (wb_v && wb_addr == b_addr) ? wb_data : rd_data;
+        if (wb1_v && wb1_addr == c_addr) old = wb1_data;
+        else if (wb2_v && wb2_addr == c_addr) old = wb2_data;
+        else old = c_rd;
         for (int i = 0; i < E; i++) begin : elem
             logic [OUT_EW-1:0] x, o;
-            x = widen(b_x[i*IN_EW +: IN_EW]);
+            x = widen(c_x[i*IN_EW +: IN_EW]);
             o = old[i*OUT_EW +: OUT_EW];
-            if (b_first) result[i*OUT_EW +: OUT_EW] = x;
+            if (c_first) result[i*OUT_EW +: OUT_EW] = x;
             else if (MODE == 1) result[i*OUT_EW +: OUT_EW] = o | x;
             else if (MODE == 0 && IN_SIGNED != 0)
                 result[i*OUT_EW +: OUT_EW] = ($signed(x) > $signed(o)) ? x : o;
@@ -173,14 +190,14 @@ module bnn_pool #(
             else result[i*OUT_EW +: OUT_EW] = o + x;
         end
     end
-    assign wr_en = b_v && !b_last;
+    assign wr_en = c_v && !c_last;
 
     // ---------------------------------------------------------------- output FIFO
     logic [DW-1:0] fifo [0:ODEPTH-1];
     logic [1:0] fw, fr;
     logic push, pop;
 
-    assign push = b_v && b_last;
+    assign push = c_v && c_last;
     assign m_axis_tvalid = fcount != '0;
     assign m_axis_tdata = fifo[fr];
     assign pop = m_axis_tvalid && m_axis_tready;
