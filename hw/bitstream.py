@@ -50,6 +50,11 @@ def write_pll(work: Path, osc_mhz: float, want_mhz: float) -> tuple[Path, float]
     return path, float(m.group(1))
 
 
+def _below(fmax_mhz: float) -> float:
+    """The next clock to try: RETRY_MARGIN of a reached Fmax, down to a quarter MHz."""
+    return math.floor(fmax_mhz * RETRY_MARGIN * 4) / 4
+
+
 def _attempt_text(t: dict) -> str:
     return f"{t['pll_mhz']:g} MHz -> Fmax {t['fmax_mhz']}"
 
@@ -62,7 +67,7 @@ def _start_clock(design: dict, out: Path, clock_mhz: float | None) -> float:
     if pnr.is_file():
         doc = json.loads(pnr.read_text())
         if doc.get("design_hash") == design_hash(out) and doc.get("fmax_mhz"):
-            return math.floor(doc["fmax_mhz"] * RETRY_MARGIN * 4) / 4  # the accelerator alone reached this
+            return _below(doc["fmax_mhz"])  # the accelerator alone reached this
     return float(design["clock_mhz"])
 
 
@@ -112,7 +117,7 @@ def build_bitstream(design: dict, out_dir: str | Path, board: str = "ulx3s-85f",
             raise BitstreamError(f"{board}: no clock met timing in {attempt} attempts "
                                  f"({', '.join(_attempt_text(t) for t in tried)}); "
                                  f"the reports are in {work}")
-        want = math.floor(summary["fmax_mhz"] * RETRY_MARGIN * 4) / 4
+        want = _below(summary["fmax_mhz"])
     if not summary["fits"]:
         raise BitstreamError(f"{board}: placed design exceeds the part: {summary['used']} of {summary['budget']}")
     t0 = time.perf_counter()
