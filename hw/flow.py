@@ -235,9 +235,8 @@ def plan_one(sel, out_dir: Path, args, fps: float, budget: dict) -> dict:
     total = {"lut": sum(r["lut"] for r in res.values()), "ff": sum(r["ff"] for r in res.values()),
              "bram36": round(sum(r["bram36"] for r in res.values()), 1)}
     reached = args.clock_mhz * 1e6 / max(predict_cycles(graph, folding).values())
-    from .pnr import DEVICES, check_fits
-    ecp5 = [line.split(": estimated ", 1)[1].split(" (")[0] for line in check_fits({"predicted": {"resources": res}},
-                                                                                   DEVICES["85k"])]
+    from .pnr import DEVICES, fit_shortfalls
+    ecp5 = [f"{k.upper()} {est:.0f} > {budget}" for k, est, budget in fit_shortfalls(res, DEVICES["85k"])]
     return {"name": sel.name, "mmacs": binary_macs(graph) / 1e6, "fps": reached, **total,
             "short": _shortfalls(reached, total, fps, budget), "ecp5_short": ecp5}
 

@@ -205,16 +205,21 @@ def summarize(rep: dict, dev: dict, freq_mhz: float) -> dict:
             "fits": all(used[k] is None or used[k] <= dev[k] for k in used), "utilization": util}
 
 
+def fit_shortfalls(resources: dict, dev: dict) -> list[tuple[str, float, int]]:
+    """(resource, estimate, the part's budget) wherever the planner's per-layer `resources` exceed
+    the part. The planner estimates 7-series LUT6s and BRAM36s; on the ECP5 one LUT6 is taken as
+    two LUT4 and one BRAM36 as two DP16KD (18 kbit)."""
+    est = {"lut4": 2 * sum(r["lut"] for r in resources.values()), "ff": sum(r["ff"] for r in resources.values()),
+           "dp16kd": 2 * sum(r["bram36"] for r in resources.values())}
+    return [(k, est[k], dev[k]) for k in est if est[k] > dev[k]]
+
+
 def check_fits(design: dict, dev: dict) -> list[str]:
     """Before synthesis: where the planner's estimate exceeds the part (LUT4, FF, DP16KD), a line
-    each. The planner estimates 7-series LUT6s and BRAM36s; on the ECP5 one LUT6 is taken as two
-    LUT4 and one BRAM36 as two DP16KD (18 kbit)."""
-    res = design["predicted"]["resources"]
-    est = {"lut4": 2 * sum(r["lut"] for r in res.values()), "ff": sum(r["ff"] for r in res.values()),
-           "dp16kd": 2 * sum(r["bram36"] for r in res.values())}
-    return [f"{dev['part']}: estimated {k.upper()} {est[k]:.0f} > {dev[k]} (the part's budget; Pynq-Z2: "
-            f"{ {'lut4': '53200 LUT6', 'ff': '106400 FF', 'dp16kd': '140 BRAM36'}[k] })"
-            for k in est if est[k] > dev[k]]
+    each, with the Pynq-Z2's budget beside it."""
+    pynq = {"lut4": "53200 LUT6", "ff": "106400 FF", "dp16kd": "140 BRAM36"}
+    return [f"{dev['part']}: estimated {k.upper()} {est:.0f} > {budget} (the part's budget; Pynq-Z2: {pynq[k]})"
+            for k, est, budget in fit_shortfalls(design["predicted"]["resources"], dev)]
 
 
 def _version(tool: str, flag: str) -> str:
