@@ -26,7 +26,7 @@ import numpy as np
 from build_flow.ir import Graph, Layer, dtype_range
 from model.errors import FlowError
 
-from .mvtu_mem import mvtu_params, threshold_params
+from .mvtu_mem import activation_stages, mvtu_params, threshold_params
 from .planner import (Folding, fifo_in_bram, apply_folding, estimate_resources, mvtu_extra_latency, mvtu_pipeline, pipeline_report,
                       predict_cycles, stream_elems)
 from .stream import elem_width, is_signed
@@ -101,8 +101,13 @@ def _absorb(graph: Graph, layer: Layer, idx: int, elems: dict) -> float:
         return (swg_max_lead_beats(h, w, c, e, a["kernel"], a["stride"], a["pad"], extra)
                 + swg_out_fifo(swg_read_regs(w, c, e))) * e
     if layer.op == "MatrixVector":
-        # the pipeline holds one step per register: 4 + MVTU_MAX_EXTRA steps of SIMD elements
-        return 2 * graph.arrays[layer.attrs["weights"]].shape[1] + (4 + MVTU_MAX_EXTRA) * layer.simd
+        # the pipeline holds one step per register: 4 + MVTU_MAX_EXTRA steps of SIMD elements, and
+        # the activation's stages
+        thresholds = layer.attrs.get("thresholds")
+        act = activation_stages(graph.arrays[thresholds].shape[1]) if thresholds else 0
+        return 2 * graph.arrays[layer.attrs["weights"]].shape[1] + (4 + MVTU_MAX_EXTRA + act) * layer.simd
+    if layer.op == "Threshold":  # input register, the activation's stages, output + skid registers
+        return (4 + activation_stages(graph.arrays[layer.attrs["thresholds"]].shape[1])) * e
     if layer.op in ("MaxPool", "SumPool"):
         return layer.attrs["kernel"] * t.shape[1] * t.shape[2] + 4 * e
     if layer.op == "GlobalSumPool":

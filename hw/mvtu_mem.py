@@ -49,7 +49,7 @@ from hw.stream import elem_width, is_signed
 
 __all__ = ["signed_width", "acc_width", "acc_bound", "threshold_width", "clip_thresholds", "expand_rows",
            "weight_words", "threshold_words", "direction_words", "write_mem", "write_weight_mem",
-           "write_threshold_mem", "write_direction_mem", "search_levels", "use_search",
+           "write_threshold_mem", "write_direction_mem", "search_levels", "use_search", "activation_stages",
            "search_threshold_words", "write_search_threshold_mems", "mvtu_params", "threshold_params"]
 
 
@@ -174,6 +174,13 @@ def use_search(levels: int, search: bool | None = None) -> bool:
         search_levels(levels)
         return levels > 1
     return False
+
+
+def activation_stages(levels: int, search: bool | None = None) -> int:
+    """Register stages bnn_thres_step adds between an element and its activation: 2S - 3 for the
+    binary search over L = 2^S - 1 thresholds (levels >= 2 wait a stage for their ROM), 0 for the
+    parallel comparators."""
+    return 2 * search_levels(levels) - 3 if use_search(levels, search) else 0
 
 
 def search_threshold_words(thresholds, channels: int, pe: int, t_w: int) -> list[list[int]]:

@@ -299,8 +299,10 @@ def _popcount_tree_luts(simd: int) -> float:
 def _threshold_unit(thresholds: np.ndarray, x_w: int, n: int, groups: int) -> tuple[float, float, float]:
     """(LUT, FF, BRAM36) of bnn_thres_step for N elements per beat and G threshold groups.
     Binary search (L = 2^S - 1 >= 15, as hw/mvtu_mem.use_search picks): per element S comparators
-    and S-1 child selects, level j's ROM holding G*2^(j-1) words of 2 thresholds per element.
-    Parallel: L comparators and a popcount per element, one ROM word of N*L thresholds per group.
+    and S-1 child selects in 2S-3 register stages, level j's ROM holding G*2^(j-1) words of 2
+    thresholds per element. Parallel: L comparators and a popcount per element, one ROM word of N*L
+    thresholds per group. Every ROM read is registered twice (its read register and a copy in front
+    of the comparator).
     Measured in bnn_mvtu (LUTs with it minus without), L 63: PE 4, 14 groups: 1237 (1224 here);
     PE 4, 28 groups: 1133 (1168); PE 2, 56 groups: 539 (572); PE 2, 28 groups of 14 bits: 794 (796)."""
     levels = thresholds.shape[1]
@@ -315,11 +317,12 @@ def _threshold_unit(thresholds: np.ndarray, x_w: int, n: int, groups: int) -> tu
     cw = max(x_w, t_w) + 1
     if search:
         lut = n * (s * cw + (s - 1) * t_w)
-        ff = n * ((s - 1) * (2 * t_w + x_w + s) + t_w + 1)
+        # stage registers (element, direction, bits), every ROM read registered twice, directions
+        ff = n * ((2 * s - 3) * (x_w + s + 1) + 2 * (t_w + (s - 1) * 2 * t_w) + 2)
         roms = [(groups, n * t_w)] + [(groups << (j - 1), n * 2 * t_w) for j in range(1, s)]
     else:
         lut = n * (levels * cw + levels)
-        ff = n * (levels * t_w + 1)
+        ff = n * (2 * levels * t_w + 2)
         roms = [(groups, n * levels * t_w)]
     bram = 0.0
     for depth, width in roms:

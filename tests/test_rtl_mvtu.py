@@ -163,8 +163,9 @@ def _check_full_rate(res, nf, sf, n_vec, params, extra: int = 0):
     assert np.array_equal(cin, np.arange(n_vec)[:, None] * nf * sf + np.arange(sf)[None, :])
     cout = np.array(res.out_cycles["m_axis"]).reshape(n_vec, nf)
     assert np.array_equal(np.diff(cout.reshape(-1)), np.full(n_vec * nf - 1, sf))
-    search_levels = mvtu_mem.search_levels(params["N_THRES"]) if params["THRES_SEARCH"] else 1
-    assert cout[0, 0] - res.in_cycles["s_axis"][sf - 1] == 3 + search_levels + extra
+    # the search's 2S-3 stages after the parallel circuit's one: 4, or 1 + 2S
+    stages = 2 * mvtu_mem.search_levels(params["N_THRES"]) - 3 if params["THRES_SEARCH"] else 0
+    assert cout[0, 0] - res.in_cycles["s_axis"][sf - 1] == 4 + stages + extra
 
 
 # the pipelined matrix unit (MEM_REG, TREE_LEVELS) at several SIMD widths: bit-exact under the
@@ -212,7 +213,7 @@ def test_mvtu_matches_golden_and_runs_at_full_rate(case):
     res, nf, sf, n_vec, params = run_mvtu(case)
     # without stalls: input beat i of vector v is taken at v*NF*SF + i (fold 0 reads the stream,
     # folds 1.. the buffer), and each vector's output beats leave SF cycles apart, NF*SF per vector;
-    # the latency documented in the RTL: 4, or 3 + S with the S-level binary search
+    # the latency documented in the RTL: 4, or 1 + 2S with the S-level binary search
     assert params["THRES_SEARCH"] == int("search" in case)
     _check_full_rate(res, nf, sf, n_vec, params)
 
@@ -243,7 +244,7 @@ def test_threshold_matches_golden_and_runs_at_full_rate(case):
     mem = _mem_dir(t, d, tag=f"thr-{case}-{search}")
     params = mvtu_mem.threshold_params(mem, "th", c, e, in_dtype, out_dtype, t, d, search=search)
     assert params["THRES_SEARCH"] == int("search" in case)
-    latency = 1 + (mvtu_mem.search_levels(levels) if params["THRES_SEARCH"] else 1)  # 2, or S + 1
+    latency = 2 * mvtu_mem.search_levels(levels) - 1 if params["THRES_SEARCH"] else 2  # 2, or 2S - 1
     in_ew, out_ew = elem_width(in_dtype), params["OUT_EW"]
     sim = build("bnn_threshold", [RTL / "bnn_thres_step.sv", RTL / "bnn_threshold.sv"], params, inputs=[Port("s_axis", e * in_ew)],
                 outputs=[Port("m_axis", e * out_ew)])

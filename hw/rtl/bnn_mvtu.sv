@@ -68,12 +68,14 @@
 // input beat in fold 0 leaves a bubble; a full output (register + skid) holds every pipeline
 // register until it drains.
 // Pipeline: step issue (input/buffer/weight registers) [-> MEM_REG operand register] -> partial
-// sums (adder tree of SIMD terms, TREE_REGS registers inside, registered) -> accumulators (+ threshold/direction memory read) -> thresholds (one
-// adder per threshold, a popcount tree, + Y_MIN) -> m_axis register, beside a one-beat skid
-// register. Latency: a fold whose last step is issued at cycle c is valid on m_axis from cycle
-// c+4+P, P = MEM_REG + TREE_REGS; with THRES_SEARCH = 1 the accumulators pass S-1 more registered
-// search levels (each one comparator per PE plus the next level's ROM read), valid from cycle
-// c+3+S+P (L = 15: c+7+P, L = 63: c+9+P). Throughput is the same in both modes. s_axis_tready, m_axis_tvalid and m_axis_tdata come from registers only (no
+// sums (adder tree of SIMD terms, TREE_REGS registers inside, registered; the fold's threshold and
+// direction memories read meanwhile) -> accumulators (the thresholds copied into a register beside
+// them) -> thresholds (one adder per threshold, a popcount tree, + Y_MIN) -> m_axis register,
+// beside a one-beat skid register. Latency: a fold whose last step is issued at cycle c is valid
+// on m_axis from cycle c+4+P, P = MEM_REG + TREE_REGS; with THRES_SEARCH = 1 the accumulators pass
+// 2S-3 more registered stages (one comparator per PE per level; levels >= 2 wait a stage for their
+// ROM's registered read), valid from cycle c+1+2S+P (L = 15: c+9+P, L = 63: c+13+P). Throughput
+// is the same in both modes. s_axis_tready, m_axis_tvalid and m_axis_tdata come from registers only (no
 // combinational path from m_axis_tready to s_axis_tready).
 module bnn_mvtu #(
     parameter int MW = 8,
@@ -263,7 +265,6 @@ module bnn_mvtu #(
 
     // ------------------------------------------------------------------ stage 2: partial sums
     logic             v2, first2, last2;
-    logic [NFW-1:0]   nf2;
     logic [PE*ACC_W-1:0] psum2;
 
     always_ff @(posedge clk) begin
@@ -272,7 +273,6 @@ module bnn_mvtu #(
         if (adv) begin
             first2 <= cp[CW-2];
             last2 <= cp[CW-3];
-            nf2 <= cp[NFW-1:0];
         end
     end
 
@@ -347,22 +347,19 @@ module bnn_mvtu #(
         end
 
         if (N_THRES == 0) begin : g_noact
-            // nf2 only selects thresholds
-            /* verilator lint_off UNUSEDSIGNAL */
-            logic [NFW-1:0] nf2_unused;
-            /* verilator lint_on UNUSEDSIGNAL */
-            assign nf2_unused = nf2;
             assign y_valid = acc_done;
             for (p = 0; p < PE; p = p + 1) begin : g_out
                 assign y[p*OUT_EW +: OUT_EW] = OUT_EW'($signed(acc[p*ACC_W +: ACC_W]));
             end
         end else begin : g_act
-            // the activation shared with bnn_threshold (bnn_thres_step.sv): thresholds of fold nf2
-            // are read while its last partial sums enter the accumulators
+            // the activation shared with bnn_threshold (bnn_thres_step.sv): thresholds of a fold are
+            // read while its last step enters the adder tree's output register (stage 2), copied
+            // into the compare register while its partial sums enter the accumulators
             bnn_thres_step #(.N(PE), .G(NF), .X_W(ACC_W), .N_THRES(N_THRES), .T_W(T_W),
                              .THRES_FILE(THRES_FILE), .DIR_FILE(DIR_FILE), .THRES_SEARCH(THRES_SEARCH),
                              .OUT_EW(OUT_EW), .OUT_BIPOLAR(OUT_BIPOLAR), .Y_MIN(Y_MIN)) u_act (
-                .clk(clk), .rst(rst), .adv(adv), .t_rd(adv && v2 && last2), .grp(nf2), .x_valid(acc_done),
+                .clk(clk), .rst(rst), .adv(adv), .t_rd(adv && cp[CW-1] && cp[CW-3]), .grp(cp[NFW-1:0]),
+                .x_valid(acc_done),
                 .x(acc), .y_valid(y_valid), .y(y));
         end
     endgenerate

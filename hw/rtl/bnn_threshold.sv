@@ -30,10 +30,12 @@
 // Streams: s_axis beats of E elements of IN_EW bits, m_axis beats of E elements of OUT_EW bits,
 // element i at bits [i*EW +: EW]; beat cf of each pixel carries channels cf*E .. cf*E+E-1.
 // One beat per cycle (C/E cycles per pixel) when nothing stalls. Latency: an input beat
-// accepted at cycle t is valid on m_axis from cycle t+2: threshold-memory read and input
-// register, then one adder per threshold, a popcount tree and + Y_MIN into the output register.
-// THRES_SEARCH = 1: S-1 more registered levels (one comparator per element and the next level's
-// ROM read each), valid from cycle t+S+1 (N_THRES = 15: t+5, 63: t+7), same throughput
+// accepted at cycle t is valid on m_axis from cycle t+2: input register (the thresholds of the
+// beat's channel fold were read ahead, every cycle, and copied beside it), then one adder per
+// threshold, a popcount tree and + Y_MIN into the output register.
+// THRES_SEARCH = 1: 2S-3 more registered stages (one comparator per element per level; levels >= 2
+// wait a stage for their ROM's registered read), valid from cycle t+2S-1 (N_THRES = 15: t+7,
+// 63: t+11), same throughput
 // (output register beside a one-beat skid register: s_axis_tready, m_axis_tvalid and m_axis_tdata come from
 // registers only).
 module bnn_threshold #(
@@ -71,9 +73,13 @@ module bnn_threshold #(
     assign s_axis_tready = adv;
     assign step = adv && s_axis_tvalid;
 
+    // cf_next: the channel fold of the next beat accepted, read every cycle so that the
+    // activation's read register always holds the thresholds of the beat about to arrive
+    logic [CFW-1:0] cf_next;
+    assign cf_next = step ? ((cf == CF_LAST) ? '0 : cf + 1'b1) : cf;
     always_ff @(posedge clk) begin
         if (rst) cf <= '0;
-        else if (step) cf <= (cf == CF_LAST) ? '0 : cf + 1'b1;
+        else cf <= cf_next;
     end
 
     logic [E*OUT_EW-1:0] y;         // the output beat (combinational)
@@ -103,7 +109,7 @@ module bnn_threshold #(
     bnn_thres_step #(.N(E), .G(CF), .X_W(XW), .N_THRES(N_THRES), .T_W(T_W), .THRES_FILE(THRES_FILE),
                      .DIR_FILE(DIR_FILE), .THRES_SEARCH(THRES_SEARCH), .OUT_EW(OUT_EW),
                      .OUT_BIPOLAR(OUT_BIPOLAR), .Y_MIN(Y_MIN)) u_act (
-        .clk(clk), .rst(rst), .adv(adv), .t_rd(step), .grp(cf), .x_valid(v1), .x(xs),
+        .clk(clk), .rst(rst), .adv(adv), .t_rd(1'b1), .grp(cf_next), .x_valid(v1), .x(xs),
         .y_valid(y_valid), .y(y));
 
     // ------------------------------------------------------------------ output register + skid
