@@ -32,11 +32,11 @@ import numpy as np
 
 SWG_LATENCY = 3  # cycles from the accepting cycle of the last needed input beat to the first output beat
 SWG_OUT_FIFO = 4  # output beats the module may hold after reading them from the buffer
-SWG_READ_REGS = 2  # the generator's READ_REGS where the map allows it (swg_read_regs)
+SWG_READ_REGS = 3  # the generator's READ_REGS where the map allows it (swg_read_regs)
 
 
 def swg_latency(read_regs: int = 0) -> int:
-    """SWG_LATENCY of a module with READ_REGS registers in front of its line buffer."""
+    """SWG_LATENCY of a module with READ_REGS registers on its line buffer's read path."""
     return SWG_LATENCY + read_regs
 
 

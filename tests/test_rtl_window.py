@@ -6,6 +6,7 @@ the throughput are checked from the transfer cycles."""
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -64,7 +65,8 @@ def _multi_build(module: str, cases: dict[str, dict], in_w: dict[str, int], out_
     top = f"tb_multi_{module}"
     text = (f"module {top} (\n    input logic clk, input logic rst,\n" + ",\n".join(ports) + "\n);\n"
             + "\n".join(insts) + "\nendmodule\n")
-    src = cache_dir().parent / "tb" / f"{top}.sv"
+    # named by its text: parallel workers building other cases never rewrite a file in use
+    src = cache_dir().parent / "tb" / f"{top}_{hashlib.sha1(text.encode()).hexdigest()[:12]}.sv"
     src.parent.mkdir(parents=True, exist_ok=True)
     if not src.is_file() or src.read_text() != text:
         tmp = src.with_suffix(f".{os.getpid()}.tmp")
@@ -162,14 +164,16 @@ def _swg_check(case, res, i, x, in_stall, out_stall, read_regs=0):
                 assert outc[-1] - outc[0] + 1 == n_out, case
 
 
-@pytest.mark.parametrize("piped", [False, True], ids=["read_regs0", "read_regs2"])
-def test_swg(piped):
-    """Every case, with and without the READ_REGS = 2 read pipeline (where W*C/E allows it: the
-    same data, the same transfer cycles shifted by READ_REGS, the same frame period)."""
+@pytest.mark.parametrize("read_regs", [0, 2, 3], ids=["read_regs0", "read_regs2", "read_regs3"])
+def test_swg(read_regs):
+    """Every case, without and with the read pipeline: READ_REGS = 2 (address registers) and 3 (the
+    generator's, swg_read_regs: a register behind the read data too) where W*C/E allows it: the
+    same data, the same transfer cycles shifted by READ_REGS, the same frame period."""
+    piped = read_regs > 0
     params, in_w, regs = {}, {}, {}
     for name, (h, w, c, e, ew, kind, k, s, pad, pad_value) in SWG_CASES.items():
         pad_pattern = pack_beats([pad_value], 1, ew, bipolar=kind == "bipolar")[0]
-        regs[name] = swg_model.swg_read_regs(w, c, e) if piped else 0
+        regs[name] = read_regs if piped and swg_model.swg_read_regs(w, c, e) else 0
         params[name] = dict(H=h, W=w, C=c, E=e, EW=ew, K=k, S=s, PAD=pad, PAD_VALUE=pad_pattern,
                             EXTRA_ROWS=SWG_EXTRA.get(name, 0), READ_REGS=regs[name])
         in_w[name] = e * ew
@@ -364,7 +368,8 @@ def test_lint_every_case():
 BAD_PARAMS = [
     ("bnn_swg", {"C": 4, "E": 3}),                    # E does not divide C
     ("bnn_swg", {"K": 3, "PAD": 3}),                  # padding as large as the kernel
-    ("bnn_swg", {"READ_REGS": 1}),                    # the read pipeline has 0 or 2 registers
+    ("bnn_swg", {"READ_REGS": 1}),                    # the read pipeline has 0, 2 or 3 registers
+    ("bnn_swg", {"READ_REGS": 4}),
     ("bnn_swg", {"W": 3, "C": 1, "E": 1, "K": 1, "PAD": 0, "READ_REGS": 2}),  # W*C/E < 4: no room ahead
     ("bnn_pool", {"MODE": 0, "IN_EW": 4, "OUT_EW": 6}),  # max with a different output width
     ("bnn_pool", {"H": 3, "K": 4}),                   # window larger than the map

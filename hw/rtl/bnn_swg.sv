@@ -7,13 +7,14 @@
 //             PAD_VALUE  EW-bit pattern of a padding element (bipolar -1: 0; UINT 0: 0)
 //             EXTRA_ROWS line-buffer rows beyond K+S (0 unless the frame boundary must be gap-free
 //                        in a PAD = 0 layer: hw/swg_model.py swg_full_rate_extra_rows)
-//             READ_REGS  registers between the read scheduler and the line buffer (0 or 2): with 2
-//                        the buffer's read address and enable come from registers (slot, column and
-//                        channel, then the address), off the scheduler's compare-and-count path, for
-//                        the clock; cycles per frame are the same, every output beat leaves READ_REGS
-//                        cycles later, the output FIFO has READ_REGS more entries. Needs W*C/E >= 4
-//                        (a released row's last reads are then still ahead of the first writes
-//                        into its slot).
+//             READ_REGS  registers on the line buffer's read path (0, 2 or 3): with 2 the buffer's
+//                        read address and enable come from registers (slot, column and channel,
+//                        then the address), off the scheduler's compare-and-count path; 3 adds a
+//                        register behind the buffer's read data (a block RAM's clock-to-out then
+//                        ends at it, not at the output FIFO's write port). Cycles per frame are the
+//                        same, every output beat leaves READ_REGS cycles later, the output FIFO has
+//                        READ_REGS more entries. Needs W*C/E >= 4 (a released row's last reads are
+//                        then still ahead of the first writes into its slot).
 // Input:  the (H, W, C) map in (h, w, c) order, E elements per beat (H*W*CB beats per frame).
 // Output: for each output pixel (HO = (H+2PAD-K)/S+1 rows, WO likewise, row-major) its K*K*C
 //         patch in (ky, kx, c) order, E elements per beat (HO*WO*K*K*CB beats per frame).
@@ -125,8 +126,8 @@ module bnn_swg #(
         $error("bnn_swg: need E | C, PAD < K, S >= 1 and a kernel that fits (C=%0d E=%0d K=%0d S=%0d PAD=%0d H=%0d W=%0d)",
                C, E, K, S, PAD, H, W);
     end
-    if ((READ_REGS != 0 && READ_REGS != 2) || (READ_REGS != 0 && W * (C / E) < 4)) begin : g_bad_read_regs
-        $error("bnn_swg: need READ_REGS 0, or 2 with W*C/E >= 4 (READ_REGS=%0d W=%0d C=%0d E=%0d)", READ_REGS, W, C, E);
+    if ((READ_REGS != 0 && READ_REGS != 2 && READ_REGS != 3) || (READ_REGS != 0 && W * (C / E) < 4)) begin : g_bad_read_regs
+        $error("bnn_swg: need READ_REGS 0, or 2 or 3 with W*C/E >= 4 (READ_REGS=%0d W=%0d C=%0d E=%0d)", READ_REGS, W, C, E);
     end
 
     // ---------------------------------------------------------------- line buffer
@@ -178,6 +179,9 @@ module bnn_swg #(
     logic [HW-1:0] ho, ho_next;
     logic last_cb, last_kx, last_ky, last_wo, last_ho, row_end, real_px, row_ok, at_start;
     logic issue, rd_v, rd_pad, mem_v, mem_real;
+    logic q_v;              // READ_REGS = 3: a beat in the read-data register (else 0)
+    logic [DW-1:0] q_data;  // the beat the output FIFO writes when q_v (or rd_v without it)
+    logic fifo_wr;
     logic [FCW-1:0] fcount;
     logic [1:0] in_flight;  // issued reads not yet in rd_v: the READ_REGS stages
 
@@ -203,7 +207,7 @@ module bnn_swg #(
         // (every counter at 0) are registers, so the issue decision that enables every counter
         // is one compare deep
         row_ok = !at_start || (dp >= need);
-        issue = row_ok && (5'(fcount) + 5'(rd_v) + 5'(in_flight) < 5'(ODEPTH));
+        issue = row_ok && (5'(fcount) + 5'(rd_v) + 5'(in_flight) + 5'(q_v) < 5'(ODEPTH));
         rd_en = issue && real_px;
     end
 
@@ -240,6 +244,22 @@ module bnn_swg #(
             assign mem_v = b_v;
             assign mem_real = b_real;
             assign in_flight = 2'(a_v) + 2'(b_v);
+        end
+    endgenerate
+
+    // the read data, padded, into the output FIFO: at once, or through a register (READ_REGS 3)
+    generate
+        if (READ_REGS == 3) begin : g_dreg
+            always_ff @(posedge clk) begin
+                q_v <= rd_v;
+                q_data <= rd_pad ? PAD_WORD : rd_data;
+                if (rst) q_v <= 1'b0;
+            end
+            assign fifo_wr = q_v;
+        end else begin : g_nodreg
+            assign q_v = 1'b0;
+            assign q_data = rd_pad ? PAD_WORD : rd_data;
+            assign fifo_wr = rd_v;
         end
     endgenerate
 
@@ -301,13 +321,13 @@ module bnn_swg #(
     assign pop = m_axis_tvalid && m_axis_tready;
 
     always_ff @(posedge clk) begin
-        if (rd_v) begin
-            fifo[fw] <= rd_pad ? PAD_WORD : rd_data;
+        if (fifo_wr) begin
+            fifo[fw] <= q_data;
             fw <= (fw == O_LAST) ? '0 : fw + 1'b1;
         end
         if (pop) fr <= (fr == O_LAST) ? '0 : fr + 1'b1;
-        if (rd_v && !pop) fcount <= fcount + 1'b1;
-        else if (pop && !rd_v) fcount <= fcount - 1'b1;
+        if (fifo_wr && !pop) fcount <= fcount + 1'b1;
+        else if (pop && !fifo_wr) fcount <= fcount - 1'b1;
         if (rst) begin
             fw <= '0;
             fr <= '0;
