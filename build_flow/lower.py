@@ -42,7 +42,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from model.errors import FlowError
 
-from .ir import Graph, Layer, Tensor, int_dtype_for
+from .ir import Graph, Layer, Tensor, dtype_range, int_dtype_for
 from .ir_passes import IR_PASSES
 from .thresholds import find_thresholds
 
@@ -219,8 +219,12 @@ class Lowering:
         if src.hi - src.lo > 2 ** 22:
             self.fail(node, f"accumulator range {src.lo}..{src.hi} is too wide to enumerate")
         chain = ", ".join(v.nodes) if v.nodes else "no float ops"
+        # one threshold per level of the output datatype: a narrow range (-7..7 in INT4, 0..6 in
+        # UINT3) gets an always-passed threshold below it or a never-passed one above it, so every
+        # Threshold keeps y_min = the datatype's minimum and 2^N - 1 thresholds (IR contract)
+        t_lo, t_hi = (lo, hi) if bipolar else dtype_range(int_dtype_for(lo, hi))
         try:
-            th = find_thresholds(levels, src.lo, src.hi, lo, hi, channels, where=f"after {chain}")
+            th = find_thresholds(levels, src.lo, src.hi, t_lo, t_hi, channels, where=f"after {chain}")
         except ValueError as exc:  # e.g. a non-monotone chain (a PRelu with a negative slope)
             self.fail(node, f"{exc}: no threshold unit computes it")
         shared = all(np.array_equal(th.values[0], r) for r in th.values) and len(set(th.direction)) == 1

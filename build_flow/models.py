@@ -87,10 +87,12 @@ def select_model(ckpt: str | None = None, config: str | None = None, peer: str |
     return Selected(model, (channels, size, size), f"{peer.lower()}-random{seed}", "peer")
 
 
-def briefly_trained_student(bits: int, data: str, out_dir, images_per_class: int = 60, seed: int = 0) -> Selected:
+def briefly_trained_student(bits: int, data: str, out_dir, images_per_class: int = 60, seed: int = 0,
+                            **model: object) -> Selected:
     """A small Bi-Real student (widths 8-16) trained for two short epochs (binary weights,
     then fully binary) on `images_per_class` real images per class: trained weights, scales
-    and BatchNorm statistics, for bit-exactness checks, in about half a minute on a CPU."""
+    and BatchNorm statistics, for bit-exactness checks, in about half a minute on a CPU.
+    `model` overrides model config keys (e.g. act_bits=2)."""
     from pathlib import Path
 
     from model.checkpoint import load_trained_model
@@ -98,8 +100,8 @@ def briefly_trained_student(bits: int, data: str, out_dir, images_per_class: int
     from model.train import train
 
     cfg = config_from_dict({
-        "name": f"brief-{bits}bit",
-        "model": {"arch": "bireal", "widths": [8, 16], "blocks": [1, 2], "shortcut_bits": bits},
+        "name": f"brief-{bits}bit" + "".join(f"-{k}{v}" for k, v in model.items()),
+        "model": {"arch": "bireal", "widths": [8, 16], "blocks": [1, 2], "shortcut_bits": bits, **model},
         "data": {"path": str(data), "val_size": 100, "limit_per_class": images_per_class},
         "train": {"epochs": 2, "batch_size": 32, "lr": 0.003, "bn_recalibration_images": 200, "seed": seed},
         "binarize": {"weights_only_epochs": 1},

@@ -39,6 +39,13 @@ class ModelConfig:
     # re-quantizer: none | affine (a·x + b, a > 0) | rprelu (ReActNet's RPReLU, both slopes > 0);
     # it lowers to per-channel integer thresholds (model/post_add.py)
     post_add: str = "none"
+    # the activations feeding the binary convs: 1 = sign (±1, BipolarQuant in the export; XNOR
+    # hardware); 2..4 = N-bit integers (QONNX Quant; the matrix unit's integer-input path), two's
+    # complement unless act_signed is false, the narrow range (no most negative value / no top
+    # value when unsigned) when act_narrow is true
+    act_bits: int = 1
+    act_signed: bool = True
+    act_narrow: bool = False
 
 
 @dataclass
@@ -193,6 +200,12 @@ def validate(cfg: Config, source: str) -> Config:
         if m.block_order == "bn_sign_conv" and m.sign_bias:
             bad("model.sign_bias", m.sign_bias, "block order bn_sign_conv has no sign offset (its BatchNorm's "
                                                 "bias is the offset): set model.sign_bias: false")
+        if not 1 <= m.act_bits <= 4:
+            bad("model.act_bits", m.act_bits, "activations are 1 bit (sign) or 2..4-bit integers")
+        if m.act_bits == 1 and (not m.act_signed or m.act_narrow):
+            bad("model.act_signed" if not m.act_signed else "model.act_narrow",
+                m.act_signed if not m.act_signed else m.act_narrow,
+                "1-bit activations are the sign (±1); act_signed and act_narrow apply to 2..4 bits")
     if m.arch == "airbench":  # widths: channels per stage; blocks: 3x3 convs per stage (model.teachers.AirbenchNet)
         if not 1 <= len(m.widths) <= 4 or len(m.widths) != len(m.blocks):
             bad("model.widths", m.widths, f"airbench needs 1..4 stages (each halves 32x32) and one width per "
@@ -203,6 +216,8 @@ def validate(cfg: Config, source: str) -> Config:
             bad("model.blocks", m.blocks, "each stage needs at least one conv")
     if m.arch != "bireal" and m.post_add != "none":
         bad("model.post_add", m.post_add, "only the bireal student has re-quantized residual adds")
+    if m.arch != "bireal" and m.act_bits != 1:
+        bad("model.act_bits", m.act_bits, "only the bireal student has quantized activations")
     if m.num_classes < 2:
         bad("model.num_classes", m.num_classes, "needs at least 2 classes")
     if t.epochs < 1:

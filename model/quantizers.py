@@ -8,6 +8,8 @@ Each one is what a hardware stage computes exactly (the integer contract in READ
 * :class:`BinaryWeightUnit`        weights ±1 (the classifier; its α is a scalar multiply).
 * :class:`SignActApproxSign`       activations ±1, Bi-Real's ApproxSign gradient; exports as BipolarQuant.
 * :class:`ShortcutQuant`           N-bit signed integers with a power-of-two scale (the Bi-Real shortcut).
+* :class:`SignedActQuant`,         N-bit integer activations (2..4 bits, `model.act_bits`) in place of the
+  :class:`UnsignedActQuant`        sign, with a learned power-of-two scale; export as QONNX Quant.
 * :class:`InputQuant`              8-bit unsigned pixels with scale 1 (the model is fed raw pixel values).
 
 Brevitas' scaling modules make their default `threshold` argument with
@@ -31,7 +33,7 @@ from brevitas.core.utils import StatelessBuffer
 from brevitas.function.ops_ste import binary_sign_ste
 from brevitas.quant.base import UintQuant
 from brevitas.quant.binary import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
-from brevitas.quant.fixed_point import Int8ActPerTensorFixedPointMinMaxInit
+from brevitas.quant.fixed_point import Int8ActPerTensorFixedPointMinMaxInit, Uint8ActPerTensorFixedPointMaxInit
 from brevitas.quant.solver import ActQuantSolver
 from brevitas.core.scaling import ScalingPerOutputType
 from brevitas.inject.enum import RestrictValueType
@@ -156,6 +158,25 @@ class ShortcutQuant(Int8ActPerTensorFixedPointMinMaxInit):
     bit_width = 8
     min_val = -4.0
     max_val = 4.0
+
+
+class SignedActQuant(Int8ActPerTensorFixedPointMinMaxInit):
+    """Signed N-bit activations of a binary conv's input (set `bit_width`, 2..4, and
+    `narrow_range` for -(2^(N-1)-1)..2^(N-1)-1 at instantiation). The power-of-two scale is a
+    parameter initialised to cover ±2, about what the normalized input of the sign spans; the
+    hardware sees the integers (a per-channel threshold unit makes them)."""
+
+    bit_width = 2
+    min_val = -2.0
+    max_val = 2.0
+
+
+class UnsignedActQuant(Uint8ActPerTensorFixedPointMaxInit):
+    """Unsigned N-bit activations 0..2^N-1 (0..2^N-2 with `narrow_range`), a power-of-two scale
+    initialised to cover 0..2: a clipped ReLU of the normalized input."""
+
+    bit_width = 2
+    max_val = 2.0
 
 
 class InputQuant(UintQuant, ActQuantSolver):

@@ -28,6 +28,9 @@ Every binary 3x3 conv has its own integer shortcut (Bi-Real's "double skip"):
   each residual sum before Q, x_{k+1} = Q(post_add(r + s)); with Q it is a per-channel
   integer threshold of the exact integer sum (model/post_add.py).
 * The binary activations are padded with -1 explicitly: XNOR hardware has no 0.
+* ``model.act_bits`` 2..4 puts N-bit integer activations (IntActivation: signed or unsigned,
+  narrow range or not) where the signs are; the convs then take small integers times ±1 weights
+  and pad with 0. The rest of the network is the same.
 * Downsampling block (first block of stages 2..): the conv has stride 2 and twice
   the channels; the shortcut is a 2x2 average pool re-quantized by the new stage's
   Q (= integer 4-sum and a threshold step), duplicated along channels. No 1x1 float
@@ -50,7 +53,7 @@ from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from .layers import BinaryConv2d, ExactBatchNorm2d, PositiveBatchNorm2d
 from .staged import StagedNet
 from .quantizers import BinaryWeightPerChannel, BinaryWeightUnit, InputQuant, LearnedScaleBinaryWeight, ShortcutQuant, \
-    SignActApproxSign
+    SignActApproxSign, SignedActQuant, UnsignedActQuant
 from .config import BLOCK_ORDERS
 from .post_add import post_add_module
 
@@ -67,6 +70,8 @@ class BinaryActivation(nn.Module):
     the real-valued relaxation of sign whose clipping the sign's gradient estimate assumes.
     """
 
+    pad_value = -1.0  # XNOR hardware has no 0
+
     def __init__(self):
         super().__init__()
         self.quant = QuantIdentity(act_quant=SignActApproxSign, return_quant_tensor=False)
@@ -77,11 +82,40 @@ class BinaryActivation(nn.Module):
         return F.hardtanh(x)
 
 
+class IntActivation(nn.Module):
+    """N-bit integer activations (2..4 bits; QONNX Quant in the export) where the sign would be:
+    the conv then multiplies ±1 weights by small integers (bnn_mvtu's integer-input path) instead
+    of XNOR-ing bits. Zero padding is exact here. While its quantizer is disabled (progressive
+    binarization's phase 1) it is hardtanh, clipped at 0 for unsigned activations."""
+
+    pad_value = 0.0
+
+    def __init__(self, bits: int, signed: bool = True, narrow: bool = False):
+        super().__init__()
+        quant = SignedActQuant if signed else UnsignedActQuant
+        self.quant = QuantIdentity(act_quant=quant, bit_width=bits, narrow_range=narrow, return_quant_tensor=False)
+        self.low = -1.0 if signed else 0.0
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.quant.act_quant.is_quant_enabled:
+            return self.quant(x)
+        return F.hardtanh(x, self.low, 1.0)
+
+
+def activation(bits: int = 1, signed: bool = True, narrow: bool = False) -> nn.Module:
+    """The activation of a binary conv's input: the sign (1 bit) or an N-bit integer quantizer."""
+    if bits == 1:
+        return BinaryActivation()
+    if not 2 <= bits <= 4:
+        raise ValueError(f"activations are 1 bit (sign) or 2..4-bit integers, got {bits}")
+    return IntActivation(bits, signed, narrow)
+
+
 class BiRealBlock(nn.Module):
     """One binary 3x3 conv with its own integer shortcut (the block orders: module doc)."""
 
     def __init__(self, cin: int, cout: int, stride: int, quant: QuantIdentity, sign_bias: bool,
-                 order: str = "sign_conv_bn", post_add: str = "none"):
+                 order: str = "sign_conv_bn", post_add: str = "none", act: tuple[int, bool, bool] = (1, True, False)):
         super().__init__()
         if stride not in (1, 2) or (stride == 1 and cin != cout) or (stride == 2 and cout != 2 * cin):
             raise ValueError(f"unsupported block {cin}->{cout} stride {stride}")
@@ -91,7 +125,7 @@ class BiRealBlock(nn.Module):
             raise ValueError("block order bn_sign_conv has no sign offset β: its BatchNorm's bias is the offset")
         self.downsample = stride == 2
         self.order = order
-        self.sign = BinaryActivation()
+        self.sign = activation(*act)  # the sign, or an N-bit integer activation (its name kept for checkpoints)
         if order == "sign_conv_bn":
             self.bias = nn.Parameter(torch.zeros(1, cin, 1, 1)) if sign_bias else None
             self.conv = BinaryConv2d(cin, cout, 3, stride=stride, weight_quant=BinaryWeightPerChannel)
@@ -108,12 +142,12 @@ class BiRealBlock(nn.Module):
         """The binary conv's contribution, before the stage quantizer."""
         if self.order == "sign_conv_bn":
             a = x + self.bias if self.bias is not None else x
-            return self.bn(self.conv(F.pad(self.sign(a), (1, 1, 1, 1), value=-1.0)))
-        b = F.pad(self.sign(self.bn(x)), (1, 1, 1, 1), value=-1.0)
+            return self.bn(self.conv(F.pad(self.sign(a), (1, 1, 1, 1), value=self.sign.pad_value)))
+        b = F.pad(self.sign(self.bn(x)), (1, 1, 1, 1), value=self.sign.pad_value)
         return self.conv(b) + self.branch_bias
 
     def forward(self, x: Tensor) -> Tensor:
-        # the binary activations are padded with -1: XNOR hardware has no 0
+        # the binary activations are padded with -1 (XNOR hardware has no 0), integer ones with 0
         r = self.quant(self.branch(x))
         if self.downsample:
             # Two identical re-quantizations, not cat([s, s]): a node reading one tensor twice
@@ -128,7 +162,8 @@ class BiRealBlock(nn.Module):
 class BiRealStudent(StagedNet):
     def __init__(self, widths=(64, 128, 256), blocks=(2, 2, 2), shortcut_bits: int = 4,
                  stem_kernel: int = 3, sign_bias: bool = True, num_classes: int = 10,
-                 block_order: str = "sign_conv_bn", post_add: str = "none"):
+                 block_order: str = "sign_conv_bn", post_add: str = "none", act_bits: int = 1,
+                 act_signed: bool = True, act_narrow: bool = False):
         super().__init__()
         self.input_quant = QuantIdentity(act_quant=InputQuant, return_quant_tensor=False)
         stem_weights = BinaryWeightPerChannel if block_order == "sign_conv_bn" else BinaryWeightUnit
@@ -142,7 +177,7 @@ class BiRealStudent(StagedNet):
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
                 stage.append(BiRealBlock(cin, w, stride, self.stage_quants[i], sign_bias, block_order,
-                                         post_add=post_add))
+                                         post_add=post_add, act=(act_bits, act_signed, act_narrow)))
                 cin = w
             self.stages.append(nn.Sequential(*stage))
         self.classifier = QuantLinear(cin, num_classes, bias=False, weight_quant=BinaryWeightUnit)
@@ -157,7 +192,7 @@ class BiRealStudent(StagedNet):
 
 @dataclass(frozen=True)
 class Complexity:
-    binary_macs: int      # 1-bit x 1-bit MACs (XNOR-popcount) per image
+    binary_macs: int      # the blocks' MACs per image: 1-bit x 1-bit (XNOR-popcount), N-bit x 1-bit with act_bits N
     input_macs: int       # 8-bit x 1-bit MACs of the stem per image
     head_macs: int        # N-bit x 1-bit MACs of the classifier per image
     params: int           # trainable parameters (latent weights, α, BN, β, scales)

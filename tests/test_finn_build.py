@@ -1,12 +1,14 @@
-"""The FINN build itself (needs FINN): CNV_1W1A and a tiny Bi-Real student with the L-XNOR block order
-(``model.block_order: bn_sign_conv``) through FINN's Python steps, hw codegen and cppsim, and the cppsim
-outputs equal (array_equal) to the golden model.
+"""The FINN build itself (needs FINN): CNV_1W1A, a tiny Bi-Real student with the L-XNOR block order
+(``model.block_order: bn_sign_conv``) and one with 2-bit integer activations (``model.act_bits: 2``)
+through FINN's Python steps, hw codegen and cppsim, and the cppsim outputs equal (array_equal) to the
+golden model.
 
 FINN cannot live in the project's environment (it needs its pinned qonnx), so these tests run the build
 in a local FINN venv through the CLI. Skipped unless FINN_VENV names one:
 
     build_flow/finn/setup_local_finn.sh ~/finn-env          # once (GIT_MIRROR=… for local sources)
-    FINN_VENV=~/finn-env .venv/bin/python -m pytest tests/test_finn_build.py      # ~7 min on 2 cores (2026-12-01)
+    FINN_VENV=~/finn-env .venv/bin/python -m pytest tests/test_finn_build.py      # ~7 min on 2 cores (2026-12-01),
+                                                                                  # + 2 min for the 2-bit student (2026-12-02)
 """
 from __future__ import annotations
 
@@ -88,3 +90,32 @@ def test_bn_sign_conv_student_cppsim_equals_golden(tmp_path):
     assert [x["ir"] for x in rep["layers"]] == ["Conv_0", "Conv_1", "Conv_2", "Conv_3", "MatMul_0"]
     parent = onnx.load(str(out / "finn" / "intermediate_models" / "dataflow_parent.onnx"))
     assert [n.op_type for n in parent.graph.node] == ["Transpose", "StreamingDataflowPartition"]
+
+
+TINY_ACT2 = """name: tiny-act2
+model:
+  arch: bireal
+  widths: [8, 16]
+  blocks: [1, 2]
+  shortcut_bits: 4
+  act_bits: 2
+  act_signed: true
+"""
+
+
+def test_integer_activation_student_cppsim_equals_golden(tmp_path):
+    """2-bit signed activations where the signs are (model.act_bits; random weights): FINN's MVAUs take
+    INT2 inputs, their MultiThresholds make them, cppsim equal to the golden model."""
+    cfg = tmp_path / "tiny-act2.yaml"
+    cfg.write_text(TINY_ACT2)
+    out = tmp_path / "out"
+    r = _estimate(out, "--config", str(cfg), "--fps", "500", images=4)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = _check_build(out, 4)
+    assert [x["ir"] for x in rep["layers"]] == ["Conv_0", "Conv_1", "Conv_2", "Conv_3", "MatMul_0"]
+    import onnx
+
+    built = onnx.load(str(out / "finn" / "intermediate_models" / "step_generate_estimate_reports.onnx"))
+    in_types = [next(a.s.decode() for a in n.attribute if a.name == "inputDataType")
+                for n in built.graph.node if n.op_type.startswith("MVAU")]
+    assert in_types == ["UINT8", "INT2", "INT2", "INT2", "INT12"]   # the binary convs take INT2, not bits
