@@ -1,6 +1,9 @@
 """Bit-exactness at scale: every stage on thousands of images, for every kind of model.
 
-    python benchmarks/bit_exact.py [--images 2000] [--data ZIP] [--cases a,b,...] [--out results.json]
+    python benchmarks/bit_exact.py [--images 2000] [--qonnx-images N] [--data ZIP] [--cases a,b,...] [--out results.json]
+
+--qonnx-images runs QONNX execution (node by node, the slow stage) on the first N images only; PyTorch,
+IR numpy and IR onnxruntime (its internal integer tensors compared with IR numpy's) run on all of them.
 
 Cases (each: export, lower, then PyTorch = QONNX = IR numpy = IR onnxruntime on the same
 images, verify.compare's checks, internal integers included):
@@ -51,6 +54,7 @@ def select(case: str, data: str, work: Path) -> Selected:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--qonnx-images", type=int, help="QONNX execution on the first N images only (default: all)")
     ap.add_argument("--data", default="../shared/datasets/cifar10-jpeg/train.zip")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--out", help="also write the figures as JSON here")
@@ -63,12 +67,14 @@ def main() -> int:
             qonnx_model, graph = compile_model(sel, Path(tmp) / f"{case}-compiled")
             t_compile = time.perf_counter() - t0
             images, what = load_images(args.data, sel.input_shape, args.images, seed=7)
-            results = run_stages(sel.model, qonnx_model, graph, images)
+            results = run_stages(sel.model, qonnx_model, graph, images, progress=True, qonnx_images=args.qonnx_images)
             print(f"\n== {case}: {what}; export + lower {t_compile:.1f} s, {len(graph.layers)} IR layers")
             print(format_table(results), flush=True)
             summary.append({"case": case, "images": what, "compile_s": round(t_compile, 2),
                             "stages": [{"stage": r.stage, "images": r.images, "mismatches": r.mismatches,
-                                        "seconds": round(r.seconds, 2)} for r in results]})
+                                        "seconds": round(r.seconds, 2),
+                                        "images_per_s": round(r.images / max(r.seconds, 1e-9), 1),
+                                        "note": r.note} for r in results]})
     print("\ncase            images  mismatches (PyTorch, QONNX, IR numpy, IR onnxruntime)")
     for s in summary:
         print(f"{s['case']:15} {s['stages'][0]['images']:6d}  " + ", ".join(str(r["mismatches"]) for r in s["stages"]))

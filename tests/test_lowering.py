@@ -148,3 +148,29 @@ def test_compare_catches_an_internal_difference(tmp_path):
     graph.arrays[first.attrs["thresholds"]] = graph.arrays[first.attrs["thresholds"]] + 3
     bad = {r.stage: r.mismatches for r in run_stages(model, qonnx_model, graph, images)}
     assert bad["IR numpy (golden)"] == 4 and bad["QONNX (qonnx execute_onnx)"] == 0
+
+
+def test_compare_runs_qonnx_on_a_prefix_and_checks_onnxruntimes_internal_integers(tmp_path, monkeypatch):
+    """qonnx_images limits the slow QONNX stage; every other stage sees every image, and onnxruntime's
+    internal tensors are compared with IR numpy's on each: one changed value in one image is caught."""
+    import verify.golden_onnx
+    from verify.compare import run_stages
+
+    model = tiny_student(4, seed=5)
+    qonnx_model, graph = compile_model(Selected(model, (3, 32, 32), "tiny", "config"), tmp_path)
+    images = random_pixels(6, seed=9).numpy().astype(np.uint8)
+    res = {r.stage: r for r in run_stages(model, qonnx_model, graph, images, chunk=4, qonnx_images=3)}
+    assert res["QONNX (qonnx execute_onnx)"].images == 3 and res["IR numpy (golden)"].images == 6
+    assert res["IR onnxruntime"].images == 6 and all(r.mismatches == 0 for r in res.values())
+    assert "internal integer tensors equal to IR numpy" in res["IR onnxruntime"].note
+    real = verify.golden_onnx.run_onnxruntime
+
+    def one_changed(graph, images, internals=()):
+        out = real(graph, images, internals=internals)
+        out[internals[0]] = out[internals[0]].copy()
+        out[internals[0]].reshape(len(images), -1)[1, 0] += 1    # image 1 of each chunk
+        return out
+
+    monkeypatch.setattr(verify.golden_onnx, "run_onnxruntime", one_changed)
+    bad = {r.stage: r.mismatches for r in run_stages(model, qonnx_model, graph, images, chunk=4, qonnx_images=0)}
+    assert bad["IR onnxruntime"] == 2 and bad["IR numpy (golden)"] == 0 and bad["QONNX (qonnx execute_onnx)"] == 0

@@ -65,15 +65,17 @@ def load_images(data: str | None, shape: tuple, n: int, seed: int) -> tuple[np.n
 
 
 def run_stages(model, qonnx_model, graph, images: np.ndarray, chunk: int = 128,
-               progress: bool = False) -> list[StageResult]:
+               progress: bool = False, qonnx_images: int | None = None) -> list[StageResult]:
     """Every stage on `images` (N, C, H, W) uint8, in chunks of `chunk` images so that the
     internal tensors kept for comparison stay small however many images are checked;
-    `progress` shows a bar over the chunks."""
+    `progress` shows a bar over the chunks. QONNX execution (node by node, the slow stage) runs
+    on the first `qonnx_images` images only when that is given; the other stages on all."""
     from tqdm import tqdm
 
     total: list[StageResult] = []
     for i in tqdm(range(0, len(images), chunk), desc="verify", unit="chunk", disable=None if progress else True):
-        part = _run_chunk(model, qonnx_model, graph, images[i:i + chunk])
+        n_qonnx = None if qonnx_images is None else max(0, min(chunk, qonnx_images - i))
+        part = _run_chunk(model, qonnx_model, graph, images[i:i + chunk], n_qonnx)
         if not total:
             total = part
             continue
@@ -87,7 +89,7 @@ def run_stages(model, qonnx_model, graph, images: np.ndarray, chunk: int = 128,
     return total
 
 
-def _run_chunk(model, qonnx_model, graph, images: np.ndarray) -> list[StageResult]:
+def _run_chunk(model, qonnx_model, graph, images: np.ndarray, n_qonnx: int | None = None) -> list[StageResult]:
     from qonnx.core.onnx_exec import execute_onnx
 
     from verify.golden_numpy import run_numpy
@@ -101,17 +103,20 @@ def _run_chunk(model, qonnx_model, graph, images: np.ndarray) -> list[StageResul
     results = [StageResult("PyTorch (Brevitas, eval)", n, 0, 0.0, time.perf_counter() - t0, "reference")]
     ref_label = ref.argmax(1)
 
-    # QONNX, image by image (qonnx executes node by node)
+    # QONNX, image by image (qonnx executes node by node), on the first nq images
+    nq = n if n_qonnx is None else n_qonnx
     iname, oname = qonnx_model.graph.input[0].name, qonnx_model.graph.output[0].name
     probes = graph.meta.get("probes", {})
     t0 = time.perf_counter()
     q_out, q_probe = [], []
-    for i in range(n):
+    for i in range(nq):
         ctx = execute_onnx(qonnx_model, {iname: images[i:i + 1].astype(np.float32)}, return_full_exec_context=True)
         q_out.append(ctx[oname])
         q_probe.append({name: ctx[name] for name in probes})
-    q_out = np.concatenate(q_out)
-    results.append(_compare("QONNX (qonnx execute_onnx)", ref, q_out, time.perf_counter() - t0))
+    if nq:
+        results.append(_compare("QONNX (qonnx execute_onnx)", ref[:nq], np.concatenate(q_out), time.perf_counter() - t0))
+    else:
+        results.append(StageResult("QONNX (qonnx execute_onnx)", 0, 0, 0.0, 0.0))
 
     nhwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
     t0 = time.perf_counter()
@@ -126,7 +131,7 @@ def _run_chunk(model, qonnx_model, graph, images: np.ndarray) -> list[StageResul
     internal_bad = np.zeros(n, dtype=bool)
     for qname, p in probes.items():
         ir_vals = ir_np[p["ir"]]
-        for i in range(n):
+        for i in range(nq):
             q = q_probe[i][qname][0]
             q_int = q / np.float32(p["scale"]) if not p["bipolar"] else q
             ir = ir_vals[i]
@@ -140,13 +145,18 @@ def _run_chunk(model, qonnx_model, graph, images: np.ndarray) -> list[StageResul
     res.note = f"{len(probes)} internal integer tensors compared with QONNX"
     results.append(res)
 
+    # onnxruntime: the logits' accumulators and every probed internal tensor equal to IR numpy's
+    internals = sorted({p["ir"] for p in probes.values()})
     t0 = time.perf_counter()
-    ort = run_onnxruntime(graph, nhwc)
+    ort = run_onnxruntime(graph, nhwc, internals=internals)
     t_ort = time.perf_counter() - t0
     res = _compare("IR onnxruntime", ref, logits_from_ir(ort["logits"], graph.meta), t_ort)
-    same_ints = np.all(ort["logits"].reshape(n, -1) == ir_np[graph.outputs["logits"]].reshape(n, -1), axis=1)
-    res.mismatches = max(res.mismatches, int(np.count_nonzero(~same_ints)))
-    res.note = "integer accumulators equal to IR numpy" if same_ints.all() else "accumulators differ from IR numpy"
+    same = np.all(ort["logits"].reshape(n, -1) == ir_np[graph.outputs["logits"]].reshape(n, -1), axis=1)
+    for name in internals:
+        same &= np.all(ort[name].reshape(n, -1) == ir_np[name].reshape(n, -1), axis=1)
+    res.mismatches = max(res.mismatches, int(np.count_nonzero(~same)))
+    res.note = (f"accumulators and {len(internals)} internal integer tensors equal to IR numpy" if same.all()
+                else "accumulators or internal integers differ from IR numpy")
     results.append(res)
     return results
 

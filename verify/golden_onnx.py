@@ -67,8 +67,9 @@ def _folds_into_conv(graph: Graph, layer: Layer) -> bool:
     return len(readers) == 1 and readers[0].op == "MatrixVector" and readers[0].inputs == layer.outputs
 
 
-def ir_to_onnx(graph: Graph) -> onnx.ModelProto:
-    """The IR as an opset-18 ONNX model: "image" uint8 (N, H, W, C) in, int64 outputs named by role."""
+def ir_to_onnx(graph: Graph, internals: tuple[str, ...] | list[str] = ()) -> onnx.ModelProto:
+    """The IR as an opset-18 ONNX model: "image" uint8 (N, H, W, C) in, int64 outputs named by role,
+    then the IR tensors named in `internals` as outputs of the same names (for comparisons)."""
     validate(graph, "graph")
     e = _Emitter(graph)
     e.values[graph.input] = e.op("Cast", "image", to=TensorProto.INT64)
@@ -86,6 +87,12 @@ def ir_to_onnx(graph: Graph) -> onnx.ModelProto:
     for role, name in graph.outputs.items():
         e.nodes.append(helper.make_node("Identity", [e.values[name]], [role], name=f"output/{role}"))
         outputs.append(helper.make_tensor_value_info(role, TensorProto.INT64, ["N", *graph.tensors[name].shape]))
+    for name in internals:
+        if name not in e.values:
+            raise IRError(f"tensor '{name}' is not computed on its own in the ONNX model (unknown, or folded into "
+                          "the matrix unit that reads it)")
+        e.nodes.append(helper.make_node("Identity", [e.values[name]], [name], name=f"output/{name}"))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.INT64, ["N", *graph.tensors[name].shape]))
     image = helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", *graph.tensors[graph.input].shape])
     model = helper.make_model(helper.make_graph(e.nodes, "bnn_ir", [image], outputs, e.consts),
                               opset_imports=[helper.make_opsetid("", OPSET)], producer_name="verify.golden_onnx")
@@ -103,9 +110,11 @@ def save_onnx(graph: Graph, path: str | Path) -> Path:
     return Path(path)
 
 
-def run_onnxruntime(graph_or_model: Graph | onnx.ModelProto, images, batch_size: int = 16) -> dict[str, np.ndarray]:
-    """Run on uint8 `images` (N, H, W, C); returns role -> (N, ...) int64 array, like run_numpy."""
-    model = ir_to_onnx(graph_or_model) if isinstance(graph_or_model, Graph) else graph_or_model
+def run_onnxruntime(graph_or_model: Graph | onnx.ModelProto, images, batch_size: int = 16,
+                    internals: tuple[str, ...] | list[str] = ()) -> dict[str, np.ndarray]:
+    """Run on uint8 `images` (N, H, W, C); returns role -> (N, ...) int64 array, like run_numpy, and
+    each IR tensor named in `internals` (a Graph only) under its name."""
+    model = ir_to_onnx(graph_or_model, internals) if isinstance(graph_or_model, Graph) else graph_or_model
     image = model.graph.input[0]
     images = check_images(images, tuple(d.dim_value for d in image.type.tensor_type.shape.dim[1:]),
                           f"input '{image.name}'")
