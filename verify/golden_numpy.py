@@ -21,16 +21,22 @@ def check_images(images, hwc: tuple[int, ...], where: str) -> np.ndarray:
     return images
 
 
-def run_numpy(graph: Graph, images, return_all: bool = False, batch_size: int = 32) -> dict[str, np.ndarray]:
+def run_numpy(graph: Graph, images, return_all: bool = False, batch_size: int = 32,
+              keep: tuple[str, ...] | list[str] = ()) -> dict[str, np.ndarray]:
     """Execute `graph` on uint8 `images` (N, H, W, C).
 
-    Returns role -> (N, ...) int64 array (e.g. "logits", "label"), or with `return_all`
-    every tensor name -> (N, ...) array. Batches bound the memory of the patch arrays.
+    Returns role -> (N, ...) int64 array (e.g. "logits", "label"), with `keep` also those
+    tensors by name, or with `return_all` every tensor name -> (N, ...) array (the window
+    tensors are large: name what is needed in `keep` instead when checking many images).
+    Batches bound the memory of the patch arrays.
     """
     validate(graph, "graph")
     images = check_images(images, graph.tensors[graph.input].shape, f"input '{graph.input}'")
+    missing = [name for name in keep if name not in graph.tensors]
+    if missing:
+        raise IRError(f"graph: no tensor {missing[0]!r} to keep")
     batches = [_run_batch(graph, images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
-    wanted = {name: name for name in batches[0]} if return_all else graph.outputs
+    wanted = {name: name for name in batches[0]} if return_all else {**graph.outputs, **{n: n for n in keep}}
     return {key: np.concatenate([b[name] for b in batches]) for key, name in wanted.items()}
 
 
