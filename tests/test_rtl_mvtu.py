@@ -406,3 +406,27 @@ def test_yosys_search_uses_far_fewer_luts(tmp_path):
     parallel, search = (_lut_count(st) for st in stats)
     print(f"bnn_mvtu PE=4 L=63 LUTs: parallel {parallel}, binary search {search}")
     assert 0 < search < parallel / 2, (parallel, search)
+
+
+@pytest.mark.parametrize("module, params", [
+    ("bnn_thres_step", {"N_THRES": 14, "THRES_SEARCH": 1}),      # a search needs 2^S - 1 thresholds
+    ("bnn_thres_step", {"N_THRES": 2047, "THRES_SEARCH": 1}),    # level files are named by one digit
+    ("bnn_thres_step", {"N_THRES": 3, "OUT_BIPOLAR": 1}),
+    ("bnn_thres_step", {"G": 0}),
+    ("bnn_threshold", {"C": 6, "E": 4}),                         # E does not divide C
+    ("bnn_threshold", {"IN_SIGNED": 2}),
+    ("bnn_mvtu", {"MW": 10, "SIMD": 4}),
+    ("bnn_mvtu", {}),                                            # the defaults elaborate
+    ("bnn_threshold", {}),
+])
+def test_threshold_units_refuse_impossible_parameters(module, params):
+    """Each module stops elaboration with a message naming the values (the Python checks in
+    hw/mvtu_mem.py say the same before a design is written)."""
+    chparam = f"chparam {' '.join(f'-set {k} {v}' for k, v in params.items())} {module}; " if params else ""
+    srcs = " ".join(f"read_verilog -sv {RTL / f}; " for f in ("bnn_thres_step.sv", "bnn_threshold.sv", "bnn_mvtu.sv"))
+    proc = subprocess.run(["yosys", "-q", "-p", f"{srcs}{chparam}hierarchy -check -top {module}"],
+                          capture_output=True, text=True)
+    if params:
+        assert proc.returncode != 0 and f"{module}: need" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    else:
+        assert proc.returncode == 0, proc.stderr

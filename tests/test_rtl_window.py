@@ -375,6 +375,11 @@ BAD_PARAMS = [
     ("bnn_pool", {"H": 3, "K": 4}),                   # window larger than the map
     ("bnn_global_sumpool", {"BIPOLAR": 1, "IN_EW": 2}),
     ("bnn_label_select", {"C": 10, "OUT_W": 3}),      # index does not fit
+    ("bnn_addsat", {"OUT_EW": 4, "OUT_MIN": 0, "OUT_MAX": 16}),   # the clamp range does not fit 4 bits
+    ("bnn_addsat", {"OUT_MIN": 5, "OUT_MAX": 4}),
+    ("bnn_concat", {"E": 2, "C0": 3, "C1": 4}),       # C0 not a multiple of E
+    ("bnn_dwc", {"IN_E": 4, "OUT_E": 6}),             # neither divides the other
+    ("bnn_fork", {"N": 1}),
 ]
 
 

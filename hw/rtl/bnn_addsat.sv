@@ -34,6 +34,14 @@ module bnn_addsat #(
     localparam int SW = (IN_EW > OUT_EW ? IN_EW : OUT_EW) + 2;
     localparam logic signed [SW-1:0] LO = SW'(OUT_MIN);
     localparam logic signed [SW-1:0] HI = SW'(OUT_MAX);
+    // the clamp range must be a range of OUT_EW-bit values (two's complement when OUT_MIN < 0)
+    localparam longint OUT_LO = OUT_MIN < 0 ? -(64'sd1 <<< (OUT_EW - 1)) : 0;
+    localparam longint OUT_HI = OUT_MIN < 0 ? (64'sd1 <<< (OUT_EW - 1)) - 1 : (64'sd1 <<< OUT_EW) - 1;
+    if (E < 1 || IN_EW < 1 || OUT_EW < 1 || OUT_EW > 32 || (IN_SIGNED != 0 && IN_SIGNED != 1)
+        || OUT_MIN > OUT_MAX || 64'(OUT_MIN) < OUT_LO || 64'(OUT_MAX) > OUT_HI) begin : g_bad_params
+        $error("bnn_addsat: need E, IN_EW >= 1, OUT_EW 1..32, IN_SIGNED 0 or 1 and OUT_MIN <= OUT_MAX within OUT_EW bits (E=%0d IN_EW=%0d OUT_EW=%0d IN_SIGNED=%0d OUT_MIN=%0d OUT_MAX=%0d)",
+               E, IN_EW, OUT_EW, IN_SIGNED, OUT_MIN, OUT_MAX);
+    end
 
     logic take, room;
     logic [E*OUT_EW-1:0] result;

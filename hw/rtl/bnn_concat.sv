@@ -28,6 +28,9 @@ module bnn_concat #(
     localparam int CW = $clog2(B);
     localparam logic [CW-1:0] FIRST1 = CW'(B0);
     localparam logic [CW-1:0] LAST = CW'(B - 1);
+    if (E < 1 || EW < 1 || C0 < E || C1 < E || C0 % E != 0 || C1 % E != 0) begin : g_bad_params
+        $error("bnn_concat: need E, EW >= 1 and C0, C1 positive multiples of E (E=%0d EW=%0d C0=%0d C1=%0d)", E, EW, C0, C1);
+    end
 
     logic [CW-1:0] cnt;  // output beat within the pixel
     logic sel, room, take;

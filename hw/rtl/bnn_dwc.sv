@@ -26,6 +26,10 @@ module bnn_dwc #(
 );
     localparam int IW = IN_E * EW;
     localparam int OW = OUT_E * EW;
+    if (EW < 1 || IN_E < 1 || OUT_E < 1 || (IN_E % OUT_E != 0 && OUT_E % IN_E != 0)) begin : g_bad_params
+        $error("bnn_dwc: need EW, IN_E, OUT_E >= 1 with one of IN_E, OUT_E dividing the other (EW=%0d IN_E=%0d OUT_E=%0d)",
+               EW, IN_E, OUT_E);
+    end
 
     if (OUT_E > IN_E) begin : g_up
         localparam int R = OUT_E / IN_E;

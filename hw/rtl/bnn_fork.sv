@@ -23,6 +23,9 @@ module bnn_fork #(
 );
     logic [W-1:0] data;
     logic [N-1:0] pending;  // outputs that still have to take `data`
+    if (W < 1 || N < 2) begin : g_bad_params
+        $error("bnn_fork: need W >= 1 and N >= 2 outputs (W=%0d N=%0d)", W, N);
+    end
 
     assign s_axis_tready = (pending & ~m_axis_tready) == '0;
     assign m_axis_tvalid = pending;

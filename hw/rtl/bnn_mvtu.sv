@@ -138,13 +138,13 @@ module bnn_mvtu #(
 
     generate
         if (MEM_REG != 0 && MEM_REG != 1) begin : g_bad_memreg
-            $error("bnn_mvtu: MEM_REG must be 0 or 1");
+            $error("bnn_mvtu: need MEM_REG 0 or 1 (MEM_REG=%0d)", MEM_REG);
         end
         if (TREE_LEVELS < 0) begin : g_bad_levels
-            $error("bnn_mvtu: TREE_LEVELS must be >= 0");
+            $error("bnn_mvtu: need TREE_LEVELS >= 0 (TREE_LEVELS=%0d)", TREE_LEVELS);
         end
         if (MW % SIMD != 0 || MH % PE != 0) begin : g_bad_fold
-            $error("bnn_mvtu: SIMD must divide MW and PE must divide MH");
+            $error("bnn_mvtu: need SIMD dividing MW and PE dividing MH (MW=%0d SIMD=%0d MH=%0d PE=%0d)", MW, SIMD, MH, PE);
         end
     endgenerate
 

@@ -56,17 +56,17 @@ module bnn_thres_step #(
 
     generate
         if (N < 1 || G < 1 || X_W < 1 || T_W < 1 || N_THRES < 1) begin : g_bad_size
-            $error("bnn_thres_step: N = %0d, G = %0d, X_W = %0d, T_W = %0d, N_THRES = %0d must all be >= 1",
+            $error("bnn_thres_step: need N, G, X_W, T_W, N_THRES >= 1 (N=%0d G=%0d X_W=%0d T_W=%0d N_THRES=%0d)",
                    N, G, X_W, T_W, N_THRES);
         end
         if (THRES_SEARCH != 0 && N_THRES > 1 && ((N_THRES + 1) & N_THRES) != 0) begin : g_bad_search
-            $error("bnn_thres_step: THRES_SEARCH = 1 needs N_THRES = 2^S - 1, got %0d", N_THRES);
+            $error("bnn_thres_step: need N_THRES = 2^S - 1 for THRES_SEARCH = 1 (N_THRES=%0d)", N_THRES);
         end
         if (THRES_SEARCH != 0 && N_THRES > 1023) begin : g_bad_levels
-            $error("bnn_thres_step: the level files are named by one digit: N_THRES = %0d > 1023", N_THRES);
+            $error("bnn_thres_step: need N_THRES <= 1023 for THRES_SEARCH = 1: the level files are named by one digit (N_THRES=%0d)", N_THRES);
         end
         if (OUT_BIPOLAR != 0 && N_THRES != 1) begin : g_bad_bipolar
-            $error("bnn_thres_step: OUT_BIPOLAR needs N_THRES = 1, got %0d", N_THRES);
+            $error("bnn_thres_step: need N_THRES = 1 for OUT_BIPOLAR (N_THRES=%0d)", N_THRES);
         end
     endgenerate
 

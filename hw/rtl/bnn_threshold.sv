@@ -65,6 +65,11 @@ module bnn_threshold #(
     localparam int CFW = CF > 1 ? $clog2(CF) : 1;
     localparam logic [CFW-1:0] CF_LAST = CFW'(CF - 1);
     localparam int XW = IN_EW + 1;                         // input as a signed value
+    // (the activation's own parameters are checked by bnn_thres_step)
+    if (E < 1 || C < E || C % E != 0 || IN_EW < 1 || (IN_SIGNED != 0 && IN_SIGNED != 1)) begin : g_bad_params
+        $error("bnn_threshold: need C a positive multiple of E, IN_EW >= 1 and IN_SIGNED 0 or 1 (C=%0d E=%0d IN_EW=%0d IN_SIGNED=%0d)",
+               C, E, IN_EW, IN_SIGNED);
+    end
 
     logic           adv, step, skid_valid;
     logic [CFW-1:0] cf;
