@@ -11,7 +11,9 @@ clock and the seconds of each step (bitstream.json in build/pnr-<case>/bitstream
 
   small      models/student-small.pt planned for 2000 FPS (the demo's design)
   cnv-finn   brevitas_examples CNV_1W1A (random weights) at finn-examples' folding
-  flagship   models/student-flagship.pt (else random weights) planned for 3300 FPS
+  flagship   models/student-flagship.pt (else random weights) planned for 3300 FPS (does not fit the
+             ECP5-85F: the flow stops before synthesis and says so)
+  flagship-lut30k   the same planned for the fastest folding within 30,000 estimated LUTs (fits)
 
 Each case runs `python -m hw.flow pnr` into build/pnr-<case>/ (minutes of one core each, one at a
 time) and prints one row; pnr.json and report.md stay in the build folder.
@@ -34,6 +36,7 @@ CASES = {
     "flagship": (["--ckpt", "models/student-flagship.pt"] if Path("models/student-flagship.pt").exists()
                  else ["--config", "configs/student-flagship.yaml"]) + ["--fps", "3300"],
 }
+CASES["flagship-lut30k"] = CASES["flagship"][:-2] + ["--lut-budget", "30000"]
 
 
 def main() -> int:
