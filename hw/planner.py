@@ -81,7 +81,7 @@ def _sliding_window_of(graph: Graph, layer: Layer) -> Layer | None:
     return p if p is not None and p.op == "SlidingWindow" else None
 
 
-def _mv_shape(graph: Graph, layer: Layer) -> tuple[int, int, int, int]:
+def mv_shape(graph: Graph, layer: Layer) -> tuple[int, int, int, int]:
     """(MH, MW, vectors per frame, input channels C): SIMD divides MW; behind a sliding window
     the window streams gcd(SIMD, C) elements per beat (C = MW without one)."""
     mh, mw = graph.arrays[layer.attrs["weights"]].shape
@@ -101,7 +101,7 @@ def _window_cycles(graph: Graph, window: Layer, e: int) -> int:
     return max(_elements(graph, window.outputs[0]), _elements(graph, window.inputs[0])) // e
 
 
-def _channels(graph: Graph, layer: Layer) -> int:
+def layer_channels(graph: Graph, layer: Layer) -> int:
     """The channel count an element-wise layer's E must divide (both halves for Concat)."""
     if layer.op == "Concat":
         return math.gcd(*[graph.tensors[n].shape[-1] for n in layer.inputs])
@@ -144,7 +144,7 @@ def predict_cycles(graph: Graph, folding: Folding) -> dict[str, int]:
     for layer in graph.layers:
         out = layer.outputs[0]
         if layer.op == "MatrixVector":
-            mh, mw, vectors, _ = _mv_shape(graph, layer)
+            mh, mw, vectors, _ = mv_shape(graph, layer)
             c = vectors * (mw // folding.simd(layer.name)) * (mh // folding.pe(layer.name))
         elif layer.op == "SlidingWindow":
             c = _window_cycles(graph, layer, elems[out])
@@ -161,7 +161,7 @@ def binary_macs(graph: Graph) -> int:
     total = 0
     for layer in graph.layers:
         if layer.op == "MatrixVector" and graph.tensors[layer.inputs[0]].dtype == "BIPOLAR":
-            mh, mw, vectors, _ = _mv_shape(graph, layer)
+            mh, mw, vectors, _ = mv_shape(graph, layer)
             total += mh * mw * vectors
     return total
 
@@ -238,7 +238,7 @@ def _layer_resources(graph: Graph, layer: Layer, folding: Folding, elems: dict) 
 
 def _mv_resources(graph: Graph, layer: Layer, pe: int, simd: int) -> tuple[float, float, float]:
     """(LUT, FF, BRAM36) of one bnn_mvtu at this folding (what the planner minimizes)."""
-    mh, mw, _, _ = _mv_shape(graph, layer)
+    mh, mw, _, _ = mv_shape(graph, layer)
     in_dt = graph.tensors[layer.inputs[0]].dtype
     ew = elem_width(in_dt)
     acc_w = _acc_width(mw, in_dt)
@@ -461,7 +461,7 @@ def _fork_fifo_depths(graph: Graph, folding: Folding, elems: dict) -> dict[tuple
 
 def _vector_fifo(graph: Graph, layer: Layer, pe: int, simd: int) -> tuple[float, float, float]:
     """The one-vector FIFO, at SIMD width, in front of a matrix unit with several neuron folds."""
-    mh, mw, _, _ = _mv_shape(graph, layer)
+    mh, mw, _, _ = mv_shape(graph, layer)
     if mh // pe == 1:
         return 0.0, 0.0, 0.0
     return _fifo(max(4, mw // simd + 2), simd * elem_width(graph.tensors[layer.inputs[0]].dtype))
@@ -500,7 +500,7 @@ def fold_for_cycles(graph: Graph, target: int) -> dict[str, dict[str, int]]:
             # element-wise layers are cheap and bursty (a pool emits on every K-th row, a
             # concat alternates its inputs): a quarter of the interval keeps them off the
             # critical path (measured: at the full interval they cost 6 % of a frame).
-            c, n = _channels(graph, layer), _streamed(graph, layer)
+            c, n = layer_channels(graph, layer), _streamed(graph, layer)
             ok = [e for e in _divisors(c) if n // e <= max(1, target // ELEMENTWISE_HEADROOM)]
             layers[layer.name] = {"pe": ok[0] if ok else c}
     return layers
@@ -509,7 +509,7 @@ def fold_for_cycles(graph: Graph, target: int) -> dict[str, dict[str, int]]:
 def _fold_matrix_vector(graph: Graph, layer: Layer, target: int) -> dict[str, int]:
     """The PE/SIMD of least estimated LUTs taking at most `target` cycles, its window (if any)
     keeping up too; SIMD capped at MAX_SIMD_BITS input bits per PE (else the most parallel)."""
-    mh, mw, vectors, channels = _mv_shape(graph, layer)
+    mh, mw, vectors, channels = mv_shape(graph, layer)
     window = _sliding_window_of(graph, layer)
     ew = elem_width(graph.tensors[layer.inputs[0]].dtype)
     simds = [s for s in _divisors(mw) if s == 1 or s * ew <= MAX_SIMD_BITS]
@@ -656,7 +656,7 @@ def load_folding(path: str | Path, graph: Graph) -> Folding:
                 raise ConfigError(f"{path}: layer '{name}' ({layer.op}): {key} = {v!r} must be an integer >= 1")
             values[key] = v
         if layer.op == "MatrixVector":
-            mh, mw, _, _ = _mv_shape(graph, layer)
+            mh, mw, _, _ = mv_shape(graph, layer)
             if mh % values["pe"]:
                 raise ConfigError(f"{path}: layer '{name}' (MatrixVector): pe = {values['pe']} does not divide "
                                   f"its {mh} output channels (MH)")
@@ -664,7 +664,7 @@ def load_folding(path: str | Path, graph: Graph) -> Folding:
                 raise ConfigError(f"{path}: layer '{name}' (MatrixVector): simd = {values['simd']} does not divide "
                                   f"its MW ({mw})")
         else:
-            c = _channels(graph, layer)
+            c = layer_channels(graph, layer)
             if c % values["pe"]:
                 raise ConfigError(f"{path}: layer '{name}' ({layer.op}): pe = {values['pe']} does not divide "
                                   f"its {c} channels")

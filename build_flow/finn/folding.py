@@ -73,7 +73,7 @@ def finn_kind(op_type: str) -> str:
 
 def ordered_plan(graph, folding) -> dict:
     """The planner's folding in dataflow order (a JSON-able dict, read by the FINN-side build)."""
-    from hw.planner import _channels, _mv_shape, predict_cycles, stream_elems
+    from hw.planner import layer_channels, mv_shape, predict_cycles, stream_elems
 
     elems = stream_elems(graph, folding)
     cycles = predict_cycles(graph, folding)
@@ -82,14 +82,14 @@ def ordered_plan(graph, folding) -> dict:
             "matrix_vector": [], "elementwise": {}}
     for layer in graph.layers:
         if layer.op == "MatrixVector":
-            mh, mw, vectors, _ = _mv_shape(graph, layer)
+            mh, mw, vectors, _ = mv_shape(graph, layer)
             plan["matrix_vector"].append({"ir": layer.name, "pe": folding.pe(layer.name),
                                           "simd": folding.simd(layer.name), "mh": mh, "mw": mw,
                                           "cycles": cycles[layer.name]})
         elif layer.op in IR_TO_FINN:
             pe = elems[layer.inputs[0]] if layer.op == "Fork" else folding.pe(layer.name)
             plan["elementwise"].setdefault(IR_TO_FINN[layer.op], []).append(
-                {"ir": layer.name, "pe": pe, "channels": _channels(graph, layer), "cycles": cycles[layer.name]})
+                {"ir": layer.name, "pe": pe, "channels": layer_channels(graph, layer), "cycles": cycles[layer.name]})
     return plan
 
 
