@@ -130,8 +130,9 @@ module bnn_thres_step #(
             // median; j >= 1: one of the two children read for it, chosen by the bit found at level
             // j-1) and appends the result to the bits found (per element an S-bit field, the newest
             // bit lowest). Candidates come from registers, never straight from a memory: level 1's
-            // ROM (address: the group) is read beside the median, level j >= 2's (address: {group,
-            // the bits found before level j-1}) during level j-1's stage, registered in the wait stage.
+            // ROM (address: the group) is read while the median is copied into its compare register
+            // and registered during stage 0; level j >= 2's (address: {group, the bits found before
+            // level j-1}) is read during level j-1's stage and registered in the wait stage.
             localparam int S = $clog2(N_THRES + 1);
             localparam int NST = 2 * S - 3;
             localparam int AW = N * X_W;
