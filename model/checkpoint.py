@@ -1,10 +1,14 @@
 """Checkpoints: one file holding everything a run needs to resume or to be deployed.
 
 Written atomically (temp file + rename), so an interrupted save never leaves a
-half-written checkpoint behind.
+half-written checkpoint behind. Each checkpoint carries a SHA-256 digest of its contents
+(every tensor's dtype, shape and bytes, every other value's repr): torch's zip reader does not
+check its entries' CRCs, so bytes corrupted inside a tensor would otherwise load as different
+weights. Checkpoints written before the digest existed load unchecked.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +25,34 @@ FORMAT = "bnn-flow-checkpoint"
 VERSION = 1
 
 
+def _digest(obj: Any) -> str:
+    """SHA-256 of a checkpoint's contents, independent of how torch serializes them."""
+    h = hashlib.sha256()
+
+    def feed(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(x.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes())
+        elif isinstance(x, dict):
+            h.update(b"D")
+            for k in sorted(x, key=repr):
+                h.update(repr(k).encode())
+                feed(x[k])
+        elif isinstance(x, (list, tuple)):
+            h.update(b"L")
+            for v in x:
+                feed(v)
+        else:
+            h.update(repr(x).encode())
+
+    feed(obj)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     state = {"format": FORMAT, "version": VERSION, **state}
+    state["digest"] = _digest({k: v for k, v in state.items() if k != "digest"})
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
@@ -42,6 +72,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     for key in ("config", "model", "epoch", "phase"):
         if key not in state:
             raise CheckpointError(f"{path}: checkpoint has no '{key}' entry")
+    if "digest" in state and state["digest"] != _digest({k: v for k, v in state.items() if k != "digest"}):
+        raise CheckpointError(f"{path}: checkpoint is corrupt (its contents do not match the digest it was saved with)")
     return state
 
 

@@ -182,14 +182,27 @@ def test_checkpoint_with_mutated_contents(valid, tmp_path_factory, mutation):
 
 # ---------------------------------------------------------------- an entry point end to end
 
-@pytest.mark.parametrize("mutation", [("truncate", 0.5, b"x"), ("overwrite", 0.3, b"\x00" * 64), ("garbage", 0, b"{")])
+def _zero_a_weight(data: bytes, ckpt) -> bytes:
+    """The checkpoint with 64 bytes of its largest weight tensor's data set to 0 (the file stays a
+    readable zip and pickle: only the checkpoint's digest tells)."""
+    state = torch.load(ckpt, weights_only=True)
+    raw = max((t for t in state["model"].values() if t.is_floating_point()), key=torch.numel).numpy().tobytes()
+    i = data.find(raw[:64])
+    assert i >= 0 and raw[:64] != b"\x00" * 64
+    return data[:i] + b"\x00" * 64 + data[i + 64:]
+
+
+@pytest.mark.parametrize("mutation", [("truncate", 0.5, b"x"), ("weights", 0, b""), ("garbage", 0, b"{")])
 def test_compile_cli_refuses_a_corrupt_checkpoint_and_writes_nothing(valid, tmp_path, mutation):
     bad = tmp_path / "bad.pt"
-    bad.write_bytes(mutate_bytes(valid["ckpt"].read_bytes(), mutation))
+    data = valid["ckpt"].read_bytes()
+    bad.write_bytes(_zero_a_weight(data, valid["ckpt"]) if mutation[0] == "weights" else mutate_bytes(data, mutation))
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, "-m", "build_flow.compile", "--ckpt", str(bad), "--out", str(out)],
                        capture_output=True, text=True)
     lines = [l for l in r.stderr.splitlines() if l.strip() and "fast_hadamard" not in l and "warnings.warn" not in l]
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert "Traceback" not in r.stderr and str(bad) in lines[0]
+    if mutation[0] == "weights":   # a readable file whose weights changed: the digest catches it
+        assert "do not match the digest" in lines[0], lines[0]
     assert not out.exists() or not any(out.iterdir())
