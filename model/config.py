@@ -202,10 +202,11 @@ def validate(cfg: Config, source: str) -> Config:
                                                 "bias is the offset): set model.sign_bias: false")
         if not 1 <= m.act_bits <= 4:
             bad("model.act_bits", m.act_bits, "activations are 1 bit (sign) or 2..4-bit integers")
-        if m.act_bits == 1 and (not m.act_signed or m.act_narrow):
-            bad("model.act_signed" if not m.act_signed else "model.act_narrow",
-                m.act_signed if not m.act_signed else m.act_narrow,
-                "1-bit activations are the sign (±1); act_signed and act_narrow apply to 2..4 bits")
+        sign_only = "1-bit activations are the sign (±1); act_signed and act_narrow apply to 2..4 bits"
+        if m.act_bits == 1 and not m.act_signed:
+            bad("model.act_signed", m.act_signed, sign_only)
+        if m.act_bits == 1 and m.act_narrow:
+            bad("model.act_narrow", m.act_narrow, sign_only)
     if m.arch == "airbench":  # widths: channels per stage; blocks: 3x3 convs per stage (model.teachers.AirbenchNet)
         if not 1 <= len(m.widths) <= 4 or len(m.widths) != len(m.blocks):
             bad("model.widths", m.widths, f"airbench needs 1..4 stages (each halves 32x32) and one width per "

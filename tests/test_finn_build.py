@@ -76,18 +76,25 @@ model:
 """
 
 
-def test_bn_sign_conv_student_cppsim_equals_golden(tmp_path):
-    """The L-XNOR block order (x -> BN -> sign -> binary conv·α + b -> Q; random weights): one dataflow
-    partition (only the input Transpose on the host), cppsim equal to the golden model."""
-    import onnx
-
-    cfg = tmp_path / "tiny-lxnor.yaml"
-    cfg.write_text(TINY_LXNOR)
+def _build_tiny_student(tmp_path: Path, config_text: str) -> Path:
+    """A tiny student config through the FINN build (4 images, 500 FPS), checked as _check_build does;
+    returns the build folder."""
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(config_text)
     out = tmp_path / "out"
     r = _estimate(out, "--config", str(cfg), "--fps", "500", images=4)
     assert r.returncode == 0, r.stderr[-2000:]
     rep = _check_build(out, 4)
     assert [x["ir"] for x in rep["layers"]] == ["Conv_0", "Conv_1", "Conv_2", "Conv_3", "MatMul_0"]
+    return out
+
+
+def test_bn_sign_conv_student_cppsim_equals_golden(tmp_path):
+    """The L-XNOR block order (x -> BN -> sign -> binary conv·α + b -> Q; random weights): one dataflow
+    partition (only the input Transpose on the host), cppsim equal to the golden model."""
+    import onnx
+
+    out = _build_tiny_student(tmp_path, TINY_LXNOR)
     parent = onnx.load(str(out / "finn" / "intermediate_models" / "dataflow_parent.onnx"))
     assert [n.op_type for n in parent.graph.node] == ["Transpose", "StreamingDataflowPartition"]
 
@@ -106,15 +113,9 @@ model:
 def test_integer_activation_student_cppsim_equals_golden(tmp_path):
     """2-bit signed activations where the signs are (model.act_bits; random weights): FINN's MVAUs take
     INT2 inputs, their MultiThresholds make them, cppsim equal to the golden model."""
-    cfg = tmp_path / "tiny-act2.yaml"
-    cfg.write_text(TINY_ACT2)
-    out = tmp_path / "out"
-    r = _estimate(out, "--config", str(cfg), "--fps", "500", images=4)
-    assert r.returncode == 0, r.stderr[-2000:]
-    rep = _check_build(out, 4)
-    assert [x["ir"] for x in rep["layers"]] == ["Conv_0", "Conv_1", "Conv_2", "Conv_3", "MatMul_0"]
     import onnx
 
+    out = _build_tiny_student(tmp_path, TINY_ACT2)
     built = onnx.load(str(out / "finn" / "intermediate_models" / "step_generate_estimate_reports.onnx"))
     in_types = [next(a.s.decode() for a in n.attribute if a.name == "inputDataType")
                 for n in built.graph.node if n.op_type.startswith("MVAU")]

@@ -74,8 +74,9 @@ def run_stages(model, qonnx_model, graph, images: np.ndarray, chunk: int = 128,
 
     total: list[StageResult] = []
     for i in tqdm(range(0, len(images), chunk), desc="verify", unit="chunk", disable=None if progress else True):
-        n_qonnx = None if qonnx_images is None else max(0, min(chunk, qonnx_images - i))
-        part = _run_chunk(model, qonnx_model, graph, images[i:i + chunk], n_qonnx)
+        part_images = images[i:i + chunk]
+        n_qonnx = len(part_images) if qonnx_images is None else max(0, min(len(part_images), qonnx_images - i))
+        part = _run_chunk(model, qonnx_model, graph, part_images, n_qonnx)
         if not total:
             total = part
             continue
@@ -89,7 +90,7 @@ def run_stages(model, qonnx_model, graph, images: np.ndarray, chunk: int = 128,
     return total
 
 
-def _run_chunk(model, qonnx_model, graph, images: np.ndarray, n_qonnx: int | None = None) -> list[StageResult]:
+def _run_chunk(model, qonnx_model, graph, images: np.ndarray, nq: int) -> list[StageResult]:
     from qonnx.core.onnx_exec import execute_onnx
 
     from verify.golden_numpy import run_numpy
@@ -104,7 +105,6 @@ def _run_chunk(model, qonnx_model, graph, images: np.ndarray, n_qonnx: int | Non
     ref_label = ref.argmax(1)
 
     # QONNX, image by image (qonnx executes node by node), on the first nq images
-    nq = n if n_qonnx is None else n_qonnx
     iname, oname = qonnx_model.graph.input[0].name, qonnx_model.graph.output[0].name
     probes = graph.meta.get("probes", {})
     t0 = time.perf_counter()
