@@ -17,8 +17,9 @@ The folding file (YAML, hand-editable)::
       BipolarQuant_7: {pe: 8}
 
 `plan` picks the cheapest folding meeting a frame rate (or the fastest within a LUT
-budget); `predict_cycles` gives each layer's cycles per frame (the bottleneck sets the
-frame interval); `estimate_resources` a LUT/FF/BRAM figure per layer and for the FIFOs and width
+budget); `predict_cycles` gives each layer's cycles per frame, and each width converter's
+(`<layer>_dwc<i>`: it moves gcd(producer's E, consumer's E) elements per cycle), the bottleneck
+setting the frame interval; `estimate_resources` a LUT/FF/BRAM figure per layer and for the FIFOs and width
 converters between layers, each module costed as the RTL builds it from costs measured in Yosys.
 """
 from __future__ import annotations
@@ -153,7 +154,18 @@ def predict_cycles(graph: Graph, folding: Folding) -> dict[str, int]:
         else:  # one beat of E elements per cycle
             c = _streamed(graph, layer) // folding.pe(layer.name)
         cycles[layer.name] = int(c)
+        for i, tensor in enumerate(layer.inputs):
+            want = _wanted_elems(graph, layer, folding, elems)
+            if want != elems[tensor]:
+                cycles[f"{layer.name}_dwc{i}"] = dwc_cycles(graph, tensor, elems[tensor], want)
     return cycles
+
+
+def dwc_cycles(graph: Graph, tensor: str, have: int, want: int) -> int:
+    """Cycles per frame of the width converter from `have` to `want` elements per beat: it goes
+    through gcd(have, want) elements per beat (bnn_dwc converts whole multiples only), so a
+    stream of 4 elements per beat read 7 at a time moves one element per cycle."""
+    return _elements(graph, tensor) // math.gcd(have, want)
 
 
 def binary_macs(graph: Graph) -> int:
@@ -493,28 +505,52 @@ def fold_for_cycles(graph: Graph, target: int) -> dict[str, dict[str, int]]:
     """The cheapest folding whose every layer takes at most `target` cycles per frame (or
     the most parallel one a layer allows, when it cannot)."""
     layers = {}
+    elems = {graph.input: graph.tensors[graph.input].shape[-1]}  # as stream_elems, built as we go
+
+    def converts_in_time(tensor: str, want: int) -> bool:  # the width converter in front keeps up
+        return tensor not in elems or dwc_cycles(graph, tensor, elems[tensor], want) <= target
+
     for layer in graph.layers:
         if layer.op == "MatrixVector":
-            layers[layer.name] = _fold_matrix_vector(graph, layer, target)
+            layers[layer.name] = _fold_matrix_vector(graph, layer, target, converts_in_time)
+            window = _sliding_window_of(graph, layer)
+            if window is not None:
+                elems[window.outputs[0]] = window_elems(layers[layer.name]["simd"], mv_shape(graph, layer)[3])
         elif layer.op in FOLDED_OPS:
             # element-wise layers are cheap and bursty (a pool emits on every K-th row, a
             # concat alternates its inputs): a quarter of the interval keeps them off the
             # critical path (measured: at the full interval they cost 6 % of a frame).
             c, n = layer_channels(graph, layer), _streamed(graph, layer)
             ok = [e for e in _divisors(c) if n // e <= max(1, target // ELEMENTWISE_HEADROOM)]
+            ok = [e for e in ok if all(converts_in_time(t, e) for t in layer.inputs)] or ok
             layers[layer.name] = {"pe": ok[0] if ok else c}
+        if layer.op == "Fork":
+            e = elems.get(layer.inputs[0])
+        elif layer.op == "SlidingWindow":
+            continue  # set by its matrix unit's SIMD
+        else:
+            e = layers[layer.name]["pe"]
+        for out in layer.outputs:
+            if e is not None:
+                elems[out] = e
     return layers
 
 
-def _fold_matrix_vector(graph: Graph, layer: Layer, target: int) -> dict[str, int]:
+def _fold_matrix_vector(graph: Graph, layer: Layer, target: int,
+                        converts_in_time=lambda tensor, want: True) -> dict[str, int]:
     """The PE/SIMD of least estimated LUTs taking at most `target` cycles, its window (if any)
-    keeping up too; SIMD capped at MAX_SIMD_BITS input bits per PE (else the most parallel)."""
+    and the width converter in front keeping up too; SIMD capped at MAX_SIMD_BITS input bits per
+    PE (else the most parallel)."""
     mh, mw, vectors, channels = mv_shape(graph, layer)
     window = _sliding_window_of(graph, layer)
     ew = elem_width(graph.tensors[layer.inputs[0]].dtype)
     simds = [s for s in _divisors(mw) if s == 1 or s * ew <= MAX_SIMD_BITS]
     simds = [s for s in simds if window is None
              or _window_cycles(graph, window, window_elems(s, channels)) <= target] or simds
+    if window is None:
+        simds = [s for s in simds if converts_in_time(layer.inputs[0], s)] or simds
+    else:
+        simds = [s for s in simds if converts_in_time(window.inputs[0], window_elems(s, channels))] or simds
     options = [(_mv_choice_luts(graph, layer, pe, simd), pe * simd, -simd, pe, simd)
                for simd in simds for pe in _divisors(mh) if vectors * (mw // simd) * (mh // pe) <= target]
     if not options:  # out of reach: the most parallel folding allowed

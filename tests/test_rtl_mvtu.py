@@ -116,8 +116,10 @@ MVTU_CASES = {
 }
 
 
-def run_mvtu(case: str, seed: int = 0, pipe: tuple[int, int] = (0, 0), cases: dict | None = None):
-    """`pipe` = (MEM_REG, TREE_LEVELS): the matrix unit's pipeline registers."""
+def run_mvtu(case: str, seed: int = 0, pipe: tuple[int, int] = (0, 0), cases: dict | None = None,
+             extra_args: tuple[str, ...] = ()):
+    """`pipe` = (MEM_REG, TREE_LEVELS): the matrix unit's pipeline registers; `extra_args` go to
+    Verilator."""
     mw, mh, simd, pe, in_dtype, out_dtype, shared, search, n_vec = (cases or MVTU_CASES)[case]
     rng = np.random.default_rng(seed)
     w = rng.choice([-1, 1], size=(mh, mw)).astype(np.int64)
@@ -144,7 +146,7 @@ def run_mvtu(case: str, seed: int = 0, pipe: tuple[int, int] = (0, 0), cases: di
         assert params["THRES_SEARCH"] == int(mvtu_mem.use_search(t.shape[1], search))
     in_ew, out_ew = params["IN_EW"], params["OUT_EW"]
     sim = build("bnn_mvtu", [RTL / "bnn_thres_step.sv", RTL / "bnn_mvtu.sv"], params, inputs=[Port("s_axis", simd * in_ew)],
-                outputs=[Port("m_axis", pe * out_ew)])
+                outputs=[Port("m_axis", pe * out_ew)], extra_args=list(extra_args))
     beats = pack_beats(x.reshape(-1), simd, in_ew, bipolar=in_dtype == "BIPOLAR")
     nf, sf = mh // pe, mw // simd
     results = []
@@ -197,6 +199,17 @@ def test_pipelined_mvtu_matches_golden(case, pipe):
     res, nf, sf, n_vec, params = run_mvtu(case, seed=5, pipe=pipe, cases=PIPE_CASES)
     extra = pipe[0] + tree_regs(params["SIMD"], pipe[1])
     _check_full_rate(res, nf, sf, n_vec, params, extra)
+
+
+@pytest.mark.parametrize("case,pipe", [("bipolar-simd64", (1, 2)), ("bipolar-simd96-int4-search", (1, 3)),
+                                       ("uint8-simd27-int4", (1, 2)), ("int4-acc-simd16", (0, 2))])
+def test_synthesis_form_of_the_tree_registers_matches_golden(case, pipe):
+    """bnn_mvtu holds its registered tree nodes in one vector for synthesis and node by node in
+    Verilator (the same registers, cheaper to simulate): the synthesis form, simulated with
+    +define+BNN_MVTU_PACKED_TREE, is bit-exact and keeps the same latency and rate."""
+    res, nf, sf, n_vec, params = run_mvtu(case, seed=6, pipe=pipe, cases=PIPE_CASES,
+                                          extra_args=("+define+BNN_MVTU_PACKED_TREE",))
+    _check_full_rate(res, nf, sf, n_vec, params, pipe[0] + tree_regs(params["SIMD"], pipe[1]))
 
 
 def test_planner_latency_matches_rtl():

@@ -94,3 +94,30 @@ def test_flow_synth_reports_per_layer_resources(tmp_path):
     assert total["lut"] >= sum(l["lut"] for l in synth["layers"].values()) and synth["fits_pynq_z2"]
     report = (out / "report.md").read_text()
     assert f"**{total['lut']} LUT**" in report and (out / "resources.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_width_converter_through_gcd_1_sets_the_frame_interval_the_planner_predicts(tmp_path):
+    """Conv_0 emits 3 channels per beat, its threshold layer takes 4: the converter in between
+    moves one element per cycle (12,288 cycles per frame of 32x32x12), slower than every layer;
+    the planner says so and the RTL runs at that interval."""
+    import torch
+
+    from helpers import randomize_batchnorm
+    from model.student import BiRealStudent
+
+    torch.manual_seed(0)
+    student = randomize_batchnorm(BiRealStudent((12, 24), (1, 1), shortcut_bits=4), 0).eval()
+    sel = Selected(student, (3, 32, 32), "bireal-12", "config")
+    _, graph = compile_model(sel, tmp_path)
+    folding = plan(graph, 100, fps=20000)
+    threshold = graph.consumers(graph.consumers(graph.layers[1].outputs[0])[0].outputs[0])[0]
+    assert threshold.op == "Threshold" and folding.pe(graph.layers[1].name) == 3
+    folding.layers[threshold.name] = {"pe": 4}
+    design = generate(graph, folding, tmp_path)
+    assert design["predicted"]["bottleneck"] == f"{threshold.name}_dwc0"
+    assert design["predicted"]["frame_cycles"] == 32 * 32 * 12
+    x = images_for(sel.input_shape, 5, seed=1)
+    golden = run_numpy(graph, x)
+    free = simulate(design, graph, x, golden=golden)
+    assert free.mismatches == 0
+    assert abs(free.cycles_per_frame / design["predicted"]["frame_cycles"] - 1) <= 0.05

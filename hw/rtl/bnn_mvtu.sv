@@ -276,52 +276,87 @@ module bnn_mvtu #(
         end
     end
 
-    genvar p;
+    // How the registered tree nodes are held (the same registers either way). Synthesis: one
+    // register over the vector of all nodes, of which it keeps the registered heights' bits;
+    // every adder then has a second reader when Yosys groups additions, so each stays its own
+    // carry chain (merging two levels into one multi-operand adder maps 12-17 % larger on ECP5).
+    // Simulation (Verilator) : one register per registered node, since it would evaluate the
+    // vector gathered from 2*S2 slices as a chain of multi-thousand-bit temporaries every cycle.
+    // +define+BNN_MVTU_PACKED_TREE simulates the synthesis form (tests/test_rtl_mvtu.py does).
+`ifdef VERILATOR
+`ifndef BNN_MVTU_PACKED_TREE
+    localparam bit NODE_REGS = 1'b1;
+`else
+    localparam bit NODE_REGS = 1'b0;
+`endif
+`else
+    localparam bit NODE_REGS = 1'b0;
+`endif
+
+    genvar p, n;
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_pe
-            // heap-ordered adder tree: node n = node 2n + node 2n+1, leaves at S2 .. 2*S2-1; a node
-            // of height h (LV - depth) with tree_reg(h) is read from treg, its value one cycle earlier
-            logic [2*S2*PW-1:0] tree;
+            // heap-ordered adder tree: node n = node 2n + node 2n+1, leaves at S2 .. 2*S2-1, one
+            // generate block per node, built from the leaves up (every child exists before its
+            // parent): Verilator evaluates each node as one machine word, where a loop over
+            // slices of one wide vector cost a masked multi-word write per node and cycle. A node
+            // of height h with tree_reg(h) reaches its parent through a register (its value one
+            // cycle earlier)
             /* verilator lint_off UNUSEDSIGNAL */
+            logic [2*S2*PW-1:0] tree;       // every node (the synthesis form's register input)
             logic [2*S2*PW-1:0] treg;       // only the registered heights are used (and kept)
+            logic [SIMD-1:0]    xn;         // XNOR of inputs and weights (BIPOLAR inputs only)
             logic [PW-1:0]      dot;        // bits above ACC_W are dropped: the sum fits ACC_W
             /* verilator lint_on UNUSEDSIGNAL */
-            logic [PW-1:0]      xe;
-            logic               xn;
-            logic [PW-1:0]      ta, tb;
-            always_comb begin
-                xe = '0;
-                xn = 1'b0;
-                ta = '0;
-                tb = '0;
-                tree = '0;
-                for (int s = 0; s < SIMD; s++) begin
-                    if (IN_BIPOLAR != 0) begin
-                        xn = ~(xp[s] ^ wp[p*SIMD + s]);     // 1-bit XNOR (self-determined)
-                        tree[(S2 + s)*PW +: PW] = PW'(xn);
-                    end else begin
-                        if (IN_SIGNED != 0) xe = PW'($signed(xp[s*IN_EW +: IN_EW]));
-                        else xe = PW'(xp[s*IN_EW +: IN_EW]);
-                        tree[(S2 + s)*PW +: PW] = wp[p*SIMD + s] ? xe : -xe;
-                    end
-                end
-                for (int n = S2 - 1; n >= 1; n--) begin
-                    if (tree_reg(LV - node_depth(2*n)) != 0) begin
-                        ta = treg[2*n*PW +: PW];
-                        tb = treg[(2*n + 1)*PW +: PW];
-                    end else begin
-                        ta = tree[2*n*PW +: PW];
-                        tb = tree[(2*n + 1)*PW +: PW];
-                    end
-                    tree[n*PW +: PW] = ta + tb;
-                end
-                if (IN_BIPOLAR != 0) dot = (tree[PW +: PW] << 1) - PW'(SIMD);   // 2*popcount - SIMD
-                else dot = tree[PW +: PW];
+            if (IN_BIPOLAR != 0) begin : g_xnor
+                assign xn = ~(xp[SIMD-1:0] ^ wp[p*SIMD +: SIMD]);
+            end else begin : g_noxnor
+                assign xn = '0;
             end
-            always_ff @(posedge clk) begin
-                if (adv) psum2[p*ACC_W +: ACC_W] <= ACC_W'($signed(dot));
-                if (adv && TREE_REGS > 0) treg <= tree;
+            for (n = 2*S2 - 1; n >= 1; n = n - 1) begin : g_node
+                logic [PW-1:0] sum;         // the node's value
+                logic [PW-1:0] v;           // as its parent sees it
+                if (n >= S2 + SIMD) begin : g_pad
+                    assign sum = '0;
+                end else if (n >= S2 && IN_BIPOLAR != 0) begin : g_bit
+                    assign sum = PW'(xn[n - S2]);
+                end else if (n >= S2) begin : g_int
+                    logic [PW-1:0] xe;
+                    if (IN_SIGNED != 0) begin : g_s
+                        assign xe = PW'($signed(xp[(n - S2)*IN_EW +: IN_EW]));
+                    end else begin : g_u
+                        assign xe = PW'(xp[(n - S2)*IN_EW +: IN_EW]);
+                    end
+                    assign sum = wp[p*SIMD + n - S2] ? xe : -xe;
+                end else begin : g_add
+                    assign sum = g_node[2*n].v + g_node[2*n + 1].v;
+                end
+                if (tree_reg(LV - node_depth(n)) == 0) begin : g_wire
+                    assign v = sum;
+                end else if (NODE_REGS) begin : g_reg
+                    logic [PW-1:0] r;
+                    always_ff @(posedge clk) if (adv) r <= sum;
+                    assign v = r;
+                end else begin : g_treg
+                    assign v = treg[n*PW +: PW];
+                end
+                if (!NODE_REGS) begin : g_gather
+                    assign tree[n*PW +: PW] = sum;
+                end
             end
+            if (NODE_REGS) begin : g_no_treg
+                assign tree = '0;
+                assign treg = '0;
+            end else begin : g_treg_all
+                assign tree[PW-1:0] = '0;   // node 0 does not exist
+                always_ff @(posedge clk) if (adv && TREE_REGS > 0) treg <= tree;
+            end
+            if (IN_BIPOLAR != 0) begin : g_popcount
+                assign dot = (g_node[1].v << 1) - PW'(SIMD);   // 2*popcount - SIMD
+            end else begin : g_sum
+                assign dot = g_node[1].v;
+            end
+            always_ff @(posedge clk) if (adv) psum2[p*ACC_W +: ACC_W] <= ACC_W'($signed(dot));
         end
     endgenerate
 
