@@ -3,7 +3,7 @@
 #   make setup                       venv + torch (CPU wheel first) + this package (editable, dev extras)
 #   make test                        the test suite (DATA= for the real-data tests)
 #   make demo [DATA=…] [CKPT=…] [IMAGES=64] [FPS=2000] [OUT=build/demo]
-#                                    the whole flow on models/student-small.pt: accuracy, QONNX, IR, RTL,
+#                                    the whole flow on models/student-flagship.pt: accuracy, QONNX, IR, RTL,
 #                                    Verilator on real images, Yosys; bit-exact at every stage; OUT/report.md
 #   make train CONFIG=… DATA=… OUT=… [EPOCHS=…] [TEACHER=…]
 #   make eval  CKPT=… DATA=… [SPLIT=val|test|all]
