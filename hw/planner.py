@@ -120,21 +120,25 @@ def _streamed(graph: Graph, layer: Layer) -> int:
 
 # ---------------------------------------------------------------- cycles
 
+def _out_elems(graph: Graph, layer: Layer, layers: dict, elems: dict) -> int | None:
+    """Elements per beat of `layer`'s outputs under the folding `layers`, given its inputs' `elems`;
+    None while unknown (a sliding window whose matrix unit is not folded yet)."""
+    if layer.op == "SlidingWindow":
+        consumer = graph.consumers(layer.outputs[0])[0].name
+        if consumer not in layers:
+            return None
+        return window_elems(layers[consumer].get("simd", 1), graph.tensors[layer.inputs[0]].shape[-1])
+    if layer.op == "Fork":
+        return elems.get(layer.inputs[0])
+    return layers[layer.name]["pe"]
+
+
 def stream_elems(graph: Graph, folding: Folding) -> dict[str, int]:
     """Elements per beat of every IR tensor's stream (as its producer emits it)."""
     elems = {graph.input: graph.tensors[graph.input].shape[-1]}  # one pixel per beat
     for layer in graph.layers:
-        if layer.op == "MatrixVector":
-            e = folding.pe(layer.name)
-        elif layer.op == "SlidingWindow":
-            consumer = graph.consumers(layer.outputs[0])[0]
-            e = window_elems(folding.simd(consumer.name), graph.tensors[layer.inputs[0]].shape[-1])
-        elif layer.op == "Fork":
-            e = elems[layer.inputs[0]]
-        else:
-            e = folding.pe(layer.name)
         for out in layer.outputs:
-            elems[out] = e
+            elems[out] = _out_elems(graph, layer, folding.layers, elems)
     return elems
 
 
@@ -508,14 +512,14 @@ def fold_for_cycles(graph: Graph, target: int) -> dict[str, dict[str, int]]:
     elems = {graph.input: graph.tensors[graph.input].shape[-1]}  # as stream_elems, built as we go
 
     def converts_in_time(tensor: str, want: int) -> bool:  # the width converter in front keeps up
-        return tensor not in elems or dwc_cycles(graph, tensor, elems[tensor], want) <= target
+        return elems.get(tensor) is None or dwc_cycles(graph, tensor, elems[tensor], want) <= target
 
     for layer in graph.layers:
         if layer.op == "MatrixVector":
             layers[layer.name] = _fold_matrix_vector(graph, layer, target, converts_in_time)
             window = _sliding_window_of(graph, layer)
-            if window is not None:
-                elems[window.outputs[0]] = window_elems(layers[layer.name]["simd"], mv_shape(graph, layer)[3])
+            if window is not None:  # its width follows this unit's SIMD
+                elems[window.outputs[0]] = _out_elems(graph, window, layers, elems)
         elif layer.op in FOLDED_OPS:
             # element-wise layers are cheap and bursty (a pool emits on every K-th row, a
             # concat alternates its inputs): a quarter of the interval keeps them off the
@@ -524,15 +528,8 @@ def fold_for_cycles(graph: Graph, target: int) -> dict[str, dict[str, int]]:
             ok = [e for e in _divisors(c) if n // e <= max(1, target // ELEMENTWISE_HEADROOM)]
             ok = [e for e in ok if all(converts_in_time(t, e) for t in layer.inputs)] or ok
             layers[layer.name] = {"pe": ok[0] if ok else c}
-        if layer.op == "Fork":
-            e = elems.get(layer.inputs[0])
-        elif layer.op == "SlidingWindow":
-            continue  # set by its matrix unit's SIMD
-        else:
-            e = layers[layer.name]["pe"]
         for out in layer.outputs:
-            if e is not None:
-                elems[out] = e
+            elems.setdefault(out, _out_elems(graph, layer, layers, elems))
     return layers
 
 

@@ -214,15 +214,12 @@ def test_plan_bad_input_is_one_error_line(argv, message, capsys):
     assert err[-1].startswith("error: ") and message in err[-1]
 
 
-def test_width_converters_through_a_small_gcd_are_counted_and_planned_around():
+def test_width_converters_through_a_small_gcd_are_counted_and_planned_around(tmp_path):
     """A stream of 2 elements per beat read 3 at a time goes through 1 element per beat: the
     converter's cycles are in the prediction, and the plan picks widths that keep it in time
     (the trained flagship at 3,000 FPS once ran at 57,344 cycles/frame against a predicted 32,768:
     PE 4 into threshold units of 7)."""
-    sel = select_model(config="configs/student-flagship.yaml")
-    import tempfile
-    with tempfile.TemporaryDirectory() as tmp:
-        _, g = compile_model(sel, Path(tmp))
+    _, g = compile_model(select_model(config="configs/student-flagship.yaml"), tmp_path)
     folding = plan(g, 100, fps=3000)
     cycles = predict_cycles(g, folding)
     assert max(cycles.values()) <= 100e6 / 3000 and any(k.endswith("_dwc0") for k in cycles)
