@@ -26,7 +26,7 @@ import numpy as np
 from build_flow.ir import Graph, Layer, dtype_range
 from model.errors import FlowError
 
-from .mvtu_mem import activation_stages, mvtu_params, threshold_params
+from .mvtu_mem import activation_stages, mvtu_params, threshold_params, weight_bank
 from .planner import (Folding, fifo_in_bram, apply_folding, estimate_resources, mvtu_extra_latency, mvtu_pipeline, pipeline_report,
                       predict_cycles, stream_elems)
 from .stream import elem_width, is_signed
@@ -370,10 +370,13 @@ def _layer_module(graph: Graph, layer: Layer, ins: list[Stream], out: Stream, me
     a = layer.attrs
     x = ins[0]
     if layer.op == "MatrixVector":
-        params = mvtu_params(mem, _ident(layer.name), graph.arrays[a["weights"]], x.dtype, out.dtype, layer.pe,
+        w = graph.arrays[a["weights"]]
+        rom = (w.shape[0] // layer.pe * (w.shape[1] // layer.simd), layer.pe * layer.simd)
+        params = mvtu_params(mem, _ident(layer.name), w, x.dtype, out.dtype, layer.pe,
                              layer.simd, graph.arrays[a["thresholds"]] if a.get("thresholds") else None,
-                             graph.arrays[a["direction"]] if a.get("direction") else None, a.get("y_min"))
-        mem_reg, levels = mvtu_pipeline(layer.simd, x.ew, folding.clock_mhz)
+                             graph.arrays[a["direction"]] if a.get("direction") else None, a.get("y_min"),
+                             wbank=weight_bank(*rom))
+        mem_reg, levels = mvtu_pipeline(layer.simd, x.ew, folding.clock_mhz, rom)
         if mvtu_extra_latency(layer.simd, mem_reg, levels) > MVTU_MAX_EXTRA:
             raise ValueError(f"SIMD {layer.simd}: the matrix unit's pipeline exceeds {MVTU_MAX_EXTRA} registers")
         params.update({"MEM_REG": mem_reg, "TREE_LEVELS": levels})

@@ -38,7 +38,7 @@ from model.atomic import atomic_write
 from model.config import read_yaml
 from model.errors import ConfigError
 
-from .mvtu_mem import threshold_width
+from .mvtu_mem import threshold_width, weight_bank
 from .stream import elem_width
 
 # ops whose folding the file names; SlidingWindow and Fork follow their neighbours
@@ -272,8 +272,10 @@ def _mv_resources(graph: Graph, layer: Layer, pe: int, simd: int) -> tuple[float
     lut, bram = lut + w_lut, w_bram
     ff += pe * simd if w_bram == 0 else 0  # the weight register sits in the block RAM's output
     # the pipeline at the default clock (mvtu_pipeline): operand register, registered tree heights
-    mem_reg, levels = mvtu_pipeline(simd, ew, 100.0)
+    mem_reg, levels = mvtu_pipeline(simd, ew, 100.0, (nf * sf, pe * simd))
     ff += mem_reg * (pe * simd + ew * simd)
+    if weight_bank(nf * sf, pe * simd):  # the bank registers: one word per bank
+        ff += (-(-nf * sf // weight_bank(nf * sf, pe * simd)) - 1) * pe * simd
     for h in range(1, tree_levels(simd)):
         if levels and h % levels == 0:
             ff += pe * (-(-simd // (1 << h))) * (h + ew)
@@ -566,17 +568,20 @@ def levels_per_cycle(clock_mhz: float) -> int:
     return max(2, int((1000.0 / clock_mhz - CYCLE_OVERHEAD_NS) // TREE_LEVEL_NS))
 
 
-def mvtu_pipeline(simd: int, ew: int, clock_mhz: float) -> tuple[int, int]:
+def mvtu_pipeline(simd: int, ew: int, clock_mhz: float, weights: tuple[int, int] | None = None) -> tuple[int, int]:
     """(MEM_REG, TREE_LEVELS) of a bnn_mvtu at this SIMD and clock: the weight memory's read is
-    always registered once more (its clock-to-out then ends at a register); the adder tree (its
-    levels plus the leaf product or the final 2*pop - SIMD step) is split into stages of at most
-    levels_per_cycle - 1 adder levels when it does not fit one cycle. `ew` (input bits) is taken
-    as one more level for integer inputs (the negation of the leaves)."""
+    always registered once more (its clock-to-out then ends at a register), twice when the
+    weight ROM (`weights` = (depth, width)) is split into banks (`weight_bank`: a register behind
+    each bank, one after the bank mux); the adder tree (its levels plus the leaf product or the
+    final 2*pop - SIMD step) is split into stages of at most levels_per_cycle - 1 adder levels
+    when it does not fit one cycle. `ew` (input bits) is taken as one more level for integer
+    inputs (the negation of the leaves)."""
     del ew  # the leaf step counts as one level either way (XNOR, or a negation's carry chain)
+    mem_reg = 2 if weights is not None and weight_bank(*weights) else 1
     per_cycle = levels_per_cycle(clock_mhz)
     if tree_levels(simd) + 1 <= per_cycle:
-        return 1, 0
-    return 1, max(1, per_cycle - 1)
+        return mem_reg, 0
+    return mem_reg, max(1, per_cycle - 1)
 
 
 def mvtu_extra_latency(simd: int, mem_reg: int, levels: int) -> int:
@@ -601,8 +606,10 @@ def pipeline_report(graph: Graph, folding: Folding) -> dict[str, dict[str, int]]
             continue
         simd = folding.simd(layer.name)
         ew = elem_width(graph.tensors[layer.inputs[0]].dtype)
-        mem_reg, lv = mvtu_pipeline(simd, ew, folding.clock_mhz)
-        out[layer.name] = {"simd": simd, "mem_reg": mem_reg, "tree_levels": lv,
+        mh, mw, _, _ = mv_shape(graph, layer)
+        rom = (mh // folding.pe(layer.name) * (mw // simd), folding.pe(layer.name) * simd)
+        mem_reg, lv = mvtu_pipeline(simd, ew, folding.clock_mhz, rom)
+        out[layer.name] = {"simd": simd, "mem_reg": mem_reg, "weight_bank": weight_bank(*rom), "tree_levels": lv,
                            "extra_latency": mvtu_extra_latency(simd, mem_reg, lv),
                            "tree_levels_total": tree_levels(simd),
                            "logic_levels_per_cycle": mvtu_cycle_levels(simd, lv)}

@@ -117,9 +117,9 @@ MVTU_CASES = {
 
 
 def run_mvtu(case: str, seed: int = 0, pipe: tuple[int, int] = (0, 0), cases: dict | None = None,
-             extra_args: tuple[str, ...] = ()):
-    """`pipe` = (MEM_REG, TREE_LEVELS): the matrix unit's pipeline registers; `extra_args` go to
-    Verilator."""
+             extra_args: tuple[str, ...] = (), wbank: int = 0):
+    """`pipe` = (MEM_REG, TREE_LEVELS): the matrix unit's pipeline registers; `wbank`: words per
+    weight bank (WBANK); `extra_args` go to Verilator."""
     mw, mh, simd, pe, in_dtype, out_dtype, shared, search, n_vec = (cases or MVTU_CASES)[case]
     rng = np.random.default_rng(seed)
     w = rng.choice([-1, 1], size=(mh, mw)).astype(np.int64)
@@ -138,8 +138,8 @@ def run_mvtu(case: str, seed: int = 0, pipe: tuple[int, int] = (0, 0), cases: di
         # the declared datatype of the accumulators, 3 bits wider than ACC_W: sign extension
         out_dtype = f"INT{mvtu_mem.acc_width(mw, *dtype_range(in_dtype)) + 3}"
         expected = acc
-    mem = _mem_dir(w, t, d, tag=f"mvtu-{case}-{pe}-{simd}-{search}")
-    params = mvtu_mem.mvtu_params(mem, "mv", w, in_dtype, out_dtype, pe, simd, t, d, search=search)
+    mem = _mem_dir(w, t, d, tag=f"mvtu-{case}-{pe}-{simd}-{search}-{wbank}")
+    params = mvtu_mem.mvtu_params(mem, "mv", w, in_dtype, out_dtype, pe, simd, t, d, search=search, wbank=wbank)
     if pipe != (0, 0):
         params.update({"MEM_REG": pipe[0], "TREE_LEVELS": pipe[1]})
     if t is not None:
@@ -210,6 +210,39 @@ def test_synthesis_form_of_the_tree_registers_matches_golden(case, pipe):
     res, nf, sf, n_vec, params = run_mvtu(case, seed=6, pipe=pipe, cases=PIPE_CASES,
                                           extra_args=("+define+BNN_MVTU_PACKED_TREE",))
     _check_full_rate(res, nf, sf, n_vec, params, pipe[0] + tree_regs(params["SIMD"], pipe[1]))
+
+
+# the weight ROM in banks (WBANK, MEM_REG = 2): a register behind every bank, then the bank mux;
+# the last bank shorter than the others, and MEM_REG = 2 on one memory
+BANK_CASES = {
+    "bipolar-wd40": (40, 8, 4, 2, "BIPOLAR", "BIPOLAR", False, None, 5),       # NF*SF = 4*10 = 40
+    "uint8-int4-wd128": (64, 16, 4, 2, "UINT8", "INT4", False, None, 4),      # 8*16 = 128
+}
+BANK_SETTINGS = [("bipolar-wd40", 16, (2, 0)), ("bipolar-wd40", 8, (2, 1)), ("bipolar-wd40", 0, (2, 0)),
+                 ("uint8-int4-wd128", 32, (2, 1))]
+
+
+@pytest.mark.parametrize("case,wbank,pipe", BANK_SETTINGS)
+def test_banked_weight_memory_matches_golden(case, wbank, pipe):
+    res, nf, sf, n_vec, params = run_mvtu(case, seed=7, pipe=pipe, cases=BANK_CASES, wbank=wbank)
+    if wbank:  # the bank files: ceil(NF*SF / WBANK) of them, the last one the rest
+        files = sorted(Path(params["WEIGHT_FILE"]).parent.glob(Path(params["WEIGHT_FILE"]).name + "*.mem"))
+        assert [len(f.read_text().split()) for f in files] == [min(wbank, nf * sf - b * wbank)
+                                                                for b in range(-(-nf * sf // wbank))]
+    _check_full_rate(res, nf, sf, n_vec, params, pipe[0] + tree_regs(params["SIMD"], pipe[1]))
+
+
+def test_weight_bank_choice():
+    """hw/mvtu_mem.py banks a block-RAM weight ROM at one RAM's depth for its word width, and only
+    when it is deeper than that; the planner then asks for MEM_REG = 2."""
+    from hw.planner import mvtu_pipeline
+    assert mvtu_mem.bram_words(8) == 2048 and mvtu_mem.bram_words(18) == 1024 and mvtu_mem.bram_words(512) == 512
+    assert mvtu_mem.weight_bank(32768, 8) == 2048      # CNV_1W1A's MatMul_1: 16 banks
+    assert mvtu_mem.weight_bank(2048, 8) == 0          # one RAM deep
+    assert mvtu_mem.weight_bank(4096, 2) == 0          # 4096 x 2 fits one RAM at width 2
+    assert mvtu_mem.weight_bank(1000, 8) == 0          # 8 kbit: logic, not block RAM
+    assert mvtu_pipeline(8, 1, 100.0, (32768, 8))[0] == 2
+    assert mvtu_pipeline(8, 1, 100.0, (2048, 8))[0] == 1
 
 
 def test_planner_latency_matches_rtl():
@@ -429,6 +462,10 @@ def test_yosys_search_uses_far_fewer_luts(tmp_path):
     ("bnn_threshold", {"C": 6, "E": 4}),                         # E does not divide C
     ("bnn_threshold", {"IN_SIGNED": 2}),
     ("bnn_mvtu", {"MW": 10, "SIMD": 4}),
+    ("bnn_mvtu", {"MEM_REG": 3}),
+    ("bnn_mvtu", {"MW": 64, "SIMD": 2, "WBANK": 12, "MEM_REG": 2}),   # a bank is a power of two
+    ("bnn_mvtu", {"MW": 64, "SIMD": 2, "WBANK": 16, "MEM_REG": 1}),   # banks need MEM_REG 2
+    ("bnn_mvtu", {"MW": 64, "SIMD": 1, "MH": 64, "PE": 1, "WBANK": 2, "MEM_REG": 2}),   # 2,048 banks
     ("bnn_mvtu", {}),                                            # the defaults elaborate
     ("bnn_threshold", {}),
 ])
@@ -443,3 +480,32 @@ def test_threshold_units_refuse_impossible_parameters(module, params):
         assert proc.returncode != 0 and f"{module}: need" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     else:
         assert proc.returncode == 0, proc.stderr
+
+
+def test_weight_banks_synthesize_to_block_ram_and_lint_clean(tmp_path):
+    """A banked weight ROM (288 words of 128 bits in banks of 128, the last one 32 deep): Yosys
+    maps every bank to block RAM (no memory left as logic) with MEM_REG = 2, and the banked form
+    passes Verilator's -Wall lint."""
+    import re
+    rng = np.random.default_rng(4)
+    w = rng.choice([-1, 1], size=(64, 576))
+    t, d = rng.integers(-60, 60, size=(64, 1)), rng.choice([-1, 1], size=64)
+    params = mvtu_mem.mvtu_params(tmp_path, "mv", w, "BIPOLAR", "BIPOLAR", 4, 32, t, d, wbank=128)
+    params.update(MEM_REG=2, TREE_LEVELS=2)
+    assert sorted(p.name for p in tmp_path.glob("mv_w*.mem")) == ["mv_w000.mem", "mv_w001.mem", "mv_w002.mem"]
+    stat = tmp_path / "stat.txt"
+    proc = subprocess.run(["yosys", "-q", "-p", f"read_verilog -sv {RTL / 'bnn_thres_step.sv'}; "
+                           f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}; chparam {_chparam(params)} bnn_mvtu; "
+                           f"synth_xilinx -family xc7 -top bnn_mvtu -flatten; tee -q -o {stat} stat"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cells = dict((c, int(n)) for n, c in re.findall(r"^\s+(\d+)\s+(\S+)\s*$", stat.read_text(), re.M))
+    cells.update((c, int(n)) for c, n in re.findall(r"^\s+(\S+)\s+(\d+)\s*$", stat.read_text(), re.M))
+    brams = sum(n for c, n in cells.items() if re.fullmatch(r"RAMB(18|36)E1", c))
+    assert brams >= 3, cells                                   # at least one RAM per bank
+    assert not [c for c in cells if c.startswith("$")], cells  # nothing left unmapped
+    lint = ["verilator", "--lint-only", "-Wall", "--top-module", "bnn_mvtu",
+            *[f'-G{k}="{v}"' if isinstance(v, str) else f"-G{k}={int(v)}" for k, v in params.items()],
+            str(RTL / "bnn_thres_step.sv"), str(RTL / "bnn_mvtu.sv")]
+    proc = subprocess.run(lint, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -10,10 +10,11 @@
 // Output: CB beats of E sums per frame; beat cb leaves as the last pixel's beat cb is added.
 //
 // Accumulators: CB words of E*OUT_EW bits (memory with a registered read port), read-modify-
-// written once per beat (read when accepted, written back the next cycle; a write one cycle
-// before a read of the same word is forwarded). Timing: one input beat per cycle (PIXELS*CB
-// cycles per frame); a sum leaves 2 cycles after its last input beat; a 4-entry output FIFO
-// absorbs output stalls, s_axis_tready depends on registers only.
+// written once per beat: read when accepted, the read data registered once more (so that the add
+// starts at a flip-flop, not at a block RAM's clock-to-out), added and written back two cycles
+// after the read; the two writes still in flight at the read are forwarded. Timing: one input
+// beat per cycle (PIXELS*CB cycles per frame); a sum leaves 3 cycles after its last input beat;
+// a 4-entry output FIFO absorbs output stalls, s_axis_tready depends on registers only.
 module bnn_global_sumpool #(
     parameter int PIXELS = 4,
     parameter int C = 2,
@@ -53,28 +54,34 @@ module bnn_global_sumpool #(
     endfunction
 
     logic [DW-1:0] mem [0:CB-1];
-    logic [DW-1:0] rd_data, result, old;
+    logic [DW-1:0] rd_data, result;
     logic [AW-1:0] cb;
     logic [PW-1:0] px;
     logic accept, first, last, rd_en, wr_en, push, pop;
-    logic b_v, b_first, b_last;
-    logic [AW-1:0] b_addr;
-    logic [E*IN_EW-1:0] b_x;
-    logic wb_v;
-    logic [AW-1:0] wb_addr;
-    logic [DW-1:0] wb_data;
     logic [2:0] fcount;
 
-    assign s_axis_tready = ({1'b0, fcount} + {3'b0, b_v && b_last}) < 4'(ODEPTH);
+    // stage B: the beat accepted in the previous cycle (its read data arriving); stage C: the one
+    // before (read data registered, added and written back)
+    logic b_v, b_first, b_last, c_v, c_first, c_last;
+    logic [AW-1:0] b_addr, c_addr;
+    logic [E*IN_EW-1:0] b_x, c_x;
+    logic [DW-1:0] c_rd;
+    // the writes at the last two clock edges: the one before the last coincides with stage C's
+    // read (a read during a write returns the old word), the last one came after it
+    logic wb1_v, wb2_v;
+    logic [AW-1:0] wb1_addr, wb2_addr;
+    logic [DW-1:0] wb1_data, wb2_data;
+
+    assign s_axis_tready = (4'(fcount) + 4'(b_v && b_last) + 4'(c_v && c_last)) < 4'(ODEPTH);
     assign accept = s_axis_tvalid && s_axis_tready;
     assign first = px == '0;
     assign last = px == LAST_PX;
     assign rd_en = accept && !first;
-    assign wr_en = b_v && !b_last;
-    assign push = b_v && b_last;
+    assign wr_en = c_v && !c_last;
+    assign push = c_v && c_last;
 
     always_ff @(posedge clk) begin
-        if (wr_en) mem[b_addr] <= result;
+        if (wr_en) mem[c_addr] <= result;
         if (rd_en) rd_data <= mem[cb];
     end
 
@@ -88,21 +95,35 @@ module bnn_global_sumpool #(
         b_last <= last;
         b_addr <= cb;
         b_x <= s_axis_tdata;
-        wb_v <= wr_en;
-        wb_addr <= b_addr;
-        wb_data <= result;
+        c_v <= b_v;
+        c_first <= b_first;
+        c_last <= b_last;
+        c_addr <= b_addr;
+        c_x <= b_x;
+        c_rd <= rd_data;
+        wb1_v <= wr_en;
+        wb1_addr <= c_addr;
+        wb1_data <= result;
+        wb2_v <= wb1_v;
+        wb2_addr <= wb1_addr;
+        wb2_data <= wb1_data;
         if (rst) begin
             cb <= '0;
             px <= '0;
             b_v <= 1'b0;
-            wb_v <= 1'b0;
+            c_v <= 1'b0;
+            wb1_v <= 1'b0;
+            wb2_v <= 1'b0;
         end
     end
 
     always_comb begin
-        old = (wb_v && wb_addr == b_addr) ? wb_data : rd_data;
+        logic [DW-1:0] old;
+        if (wb1_v && wb1_addr == c_addr) old = wb1_data;
+        else if (wb2_v && wb2_addr == c_addr) old = wb2_data;
+        else old = c_rd;
         for (int i = 0; i < E; i++)
-            result[i*OUT_EW +: OUT_EW] = widen(b_x[i*IN_EW +: IN_EW]) + (b_first ? '0 : old[i*OUT_EW +: OUT_EW]);
+            result[i*OUT_EW +: OUT_EW] = widen(c_x[i*IN_EW +: IN_EW]) + (c_first ? '0 : old[i*OUT_EW +: OUT_EW]);
     end
 
     // ---------------------------------------------------------------- output FIFO

@@ -36,7 +36,13 @@
 //   WEIGHT_BRAM     weight ROM style: 1 block RAM, 0 distributed (LUTs), -1 (default) block RAM
 //                   when NF*SF >= 128 and NF*SF*PE*SIMD >= 16384 bits, else the tool's choice
 //   MEM_REG         1: one more register behind the weight memory and the input buffer (the block
-//                   RAM's output register: its clock-to-out no longer starts the adder tree's path)
+//                   RAM's output register: its clock-to-out no longer starts the adder tree's path);
+//                   2: two (with WBANK, the first of them sits behind each bank, before the bank mux)
+//   WBANK           0: one weight memory; else words per weight bank (a power of two < NF*SF, with
+//                   MEM_REG = 2): the memory is split in depth into NB = ceil(NF*SF/WBANK) banks, each
+//                   read into its own register, so that no block RAM's clock-to-out and route across
+//                   the stacked RAMs meet the bank mux in one cycle; WEIGHT_FILE is then the prefix of
+//                   the bank files WEIGHT_FILE + "<b>.mem", b = 000 .. NB-1 in three decimal digits
 //   TREE_LEVELS     adder-tree levels per cycle: 0 = the whole tree of SIMD terms in one cycle;
 //                   k >= 1 registers the tree after every k levels (counted from the leaves, below
 //                   the root), TREE_REGS = (clog2(SIMD) - 1) / k extra registers. hw/planner.py picks
@@ -51,7 +57,8 @@
 // Memories: text files of one hexadecimal word per line (no address markers), line i = word at
 // address i, MSB first, ceil(width/4) digits (hw/mvtu_mem.py writes them):
 //   weights     depth NF*SF, width PE*SIMD; word nf*SF+sf, bit p*SIMD+s = weight of row
-//               nf*PE+p, column sf*SIMD+s (1 = +1, 0 = -1)
+//               nf*PE+p, column sf*SIMD+s (1 = +1, 0 = -1); with WBANK, bank file b holds words
+//               b*WBANK .. b*WBANK+WBANK-1 (the last one the rest)
 //   thresholds  depth NF, width PE*N_THRES*T_W; word nf, element p*N_THRES+k (bits
 //               [(p*N_THRES+k)*T_W +: T_W], two's complement) = threshold k of channel nf*PE+p
 //   directions  depth NF, width PE; word nf, bit p = 1 when channel nf*PE+p has direction -1
@@ -67,7 +74,7 @@
 // One PE x SIMD step per cycle: a vector takes NF*SF cycles when nothing stalls. A missing
 // input beat in fold 0 leaves a bubble; a full output (register + skid) holds every pipeline
 // register until it drains.
-// Pipeline: step issue (input/buffer/weight registers) [-> MEM_REG operand register] -> partial
+// Pipeline: step issue (input/buffer/weight registers) [-> MEM_REG operand registers] -> partial
 // sums (adder tree of SIMD terms, TREE_REGS registers inside, registered; the fold's threshold and
 // direction memories read meanwhile) -> accumulators (the thresholds copied into a register beside
 // them) -> thresholds (one adder per threshold, a popcount tree, + Y_MIN) -> m_axis register,
@@ -97,6 +104,7 @@ module bnn_mvtu #(
     parameter int Y_MIN = 0,
     parameter int WEIGHT_BRAM = -1,
     parameter int MEM_REG = 0,
+    parameter int WBANK = 0,
     parameter int TREE_LEVELS = 0
 ) (
     input  logic                    clk,
@@ -125,6 +133,9 @@ module bnn_mvtu #(
     localparam logic [SFW-1:0] SF_LAST = SFW'(SF - 1);
     localparam logic [NFW-1:0] NF_LAST = NFW'(NF - 1);
     localparam logic [WAW-1:0] WA_LAST = WAW'(WD - 1);
+    localparam int NB = (WBANK > 0 && WBANK < WD) ? (WD + WBANK - 1) / WBANK : 1;   // weight banks
+    localparam int BAW = WBANK > 1 ? $clog2(WBANK) : 1;  // address bits inside a bank
+    localparam int NBW = NB > 1 ? $clog2(NB) : 1;
 
     // a tree node of height h (additions below it) is registered when this is 1
     function automatic integer tree_reg(input integer h);
@@ -137,8 +148,12 @@ module bnn_mvtu #(
     endfunction
 
     generate
-        if (MEM_REG != 0 && MEM_REG != 1) begin : g_bad_memreg
-            $error("bnn_mvtu: need MEM_REG 0 or 1 (MEM_REG=%0d)", MEM_REG);
+        if (MEM_REG < 0 || MEM_REG > 2) begin : g_bad_memreg
+            $error("bnn_mvtu: need MEM_REG 0, 1 or 2 (MEM_REG=%0d)", MEM_REG);
+        end
+        if (WBANK < 0 || (WBANK > 0 && (WBANK & (WBANK - 1)) != 0) || (NB > 1 && MEM_REG != 2) || NB > 1000) begin : g_bad_wbank
+            $error("bnn_mvtu: need WBANK 0 or a power of two, MEM_REG = 2 with banks, at most 1000 banks (WBANK=%0d MEM_REG=%0d NF*SF=%0d)",
+                   WBANK, MEM_REG, WD);
         end
         if (TREE_LEVELS < 0) begin : g_bad_levels
             $error("bnn_mvtu: need TREE_LEVELS >= 0 (TREE_LEVELS=%0d)", TREE_LEVELS);
@@ -182,22 +197,40 @@ module bnn_mvtu #(
     logic             v1, first1, last1, usebuf1;
     logic [NFW-1:0]   nf1;
     logic [IW-1:0]    xin1, xbuf1, x1;
-    logic [WW-1:0]    w1;
 
     localparam int WSTYLE = WEIGHT_BRAM >= 0 ? WEIGHT_BRAM : (WD >= 128 && WD * WW >= 16384 ? 1 : -1);
+    logic [NB*WW-1:0] wb1;          // every bank's read data (one memory: its read register)
+    /* verilator lint_off UNUSEDSIGNAL */  // read by the MEM_REG = 2 registers only
+    logic [NBW-1:0]   bsel1;        // the bank the step reads
+    /* verilator lint_on UNUSEDSIGNAL */
     generate
-        if (WSTYLE == 1) begin : g_wrom
-            (* rom_style = "block" *) logic [WW-1:0] wmem [0:WD-1];
-            initial if (WEIGHT_FILE != "") $readmemh(WEIGHT_FILE, wmem);
-            always_ff @(posedge clk) if (step) w1 <= wmem[waddr];
-        end else if (WSTYLE == 0) begin : g_wrom
-            (* rom_style = "distributed" *) logic [WW-1:0] wmem [0:WD-1];
-            initial if (WEIGHT_FILE != "") $readmemh(WEIGHT_FILE, wmem);
-            always_ff @(posedge clk) if (step) w1 <= wmem[waddr];
-        end else begin : g_wrom
-            logic [WW-1:0] wmem [0:WD-1];
-            initial if (WEIGHT_FILE != "") $readmemh(WEIGHT_FILE, wmem);
-            always_ff @(posedge clk) if (step) w1 <= wmem[waddr];
+        if (NB > 1) begin : g_wbanks
+            for (genvar b = 0; b < NB; b = b + 1) begin : g_bank
+                localparam int D = (b == NB - 1) ? WD - b * WBANK : WBANK;   // the last one: the rest
+                localparam int DAW = D > 1 ? $clog2(D) : 1;   // its offsets < D: the upper bits are 0
+                (* rom_style = "block" *) logic [WW-1:0] bmem [0:D-1];
+                initial if (WEIGHT_FILE != "")
+                    $readmemh({WEIGHT_FILE, 8'(48 + b / 100), 8'(48 + (b / 10) % 10), 8'(48 + b % 10), ".mem"}, bmem);
+                always_ff @(posedge clk) if (step) wb1[b*WW +: WW] <= bmem[waddr[DAW-1:0]];
+            end
+            always_ff @(posedge clk) if (step) bsel1 <= waddr[WAW-1:BAW];
+        end else begin : g_wmem
+            logic [WW-1:0] w1;
+            assign bsel1 = '0;
+            assign wb1 = w1;
+            if (WSTYLE == 1) begin : g_wrom
+                (* rom_style = "block" *) logic [WW-1:0] wmem [0:WD-1];
+                initial if (WEIGHT_FILE != "") $readmemh(WEIGHT_FILE, wmem);
+                always_ff @(posedge clk) if (step) w1 <= wmem[waddr];
+            end else if (WSTYLE == 0) begin : g_wrom
+                (* rom_style = "distributed" *) logic [WW-1:0] wmem [0:WD-1];
+                initial if (WEIGHT_FILE != "") $readmemh(WEIGHT_FILE, wmem);
+                always_ff @(posedge clk) if (step) w1 <= wmem[waddr];
+            end else begin : g_wrom
+                logic [WW-1:0] wmem [0:WD-1];
+                initial if (WEIGHT_FILE != "") $readmemh(WEIGHT_FILE, wmem);
+                always_ff @(posedge clk) if (step) w1 <= wmem[waddr];
+            end
         end
     endgenerate
 
@@ -236,20 +269,37 @@ module bnn_mvtu #(
     logic [CW-1:0]    c1, cp;
     assign c1 = {v1, first1, last1, nf1};
     generate
-        if (MEM_REG != 0) begin : g_memreg
+        if (MEM_REG == 2) begin : g_memreg
+            // first register: every bank's read data (next to its block RAM); second: after the mux
+            logic [IW-1:0]    xq, xr;
+            logic [NB*WW-1:0] wq;
+            logic [NBW-1:0]   bq;
+            logic [WW-1:0]    wr;
+            always_ff @(posedge clk) begin
+                if (adv) begin
+                    xq <= x1;
+                    wq <= wb1;
+                    bq <= bsel1;
+                    xr <= xq;
+                    wr <= wq[bq*WW +: WW];
+                end
+            end
+            assign xp = xr;
+            assign wp = wr;
+        end else if (MEM_REG == 1) begin : g_memreg
             logic [IW-1:0] xr;
             logic [WW-1:0] wr;
             always_ff @(posedge clk) begin
                 if (adv) begin
                     xr <= x1;
-                    wr <= w1;
+                    wr <= wb1;
                 end
             end
             assign xp = xr;
             assign wp = wr;
         end else begin : g_nomemreg
             assign xp = x1;
-            assign wp = w1;
+            assign wp = wb1;
         end
         if (DL > 0) begin : g_delay
             logic [DL*CW-1:0] chain;    // chain[i*CW +: CW]: the step i+1 cycles behind stage 1
