@@ -12,7 +12,9 @@ maps, ``(C,)`` after global pooling. A BIPOLAR value is stored and computed as �
 (bit 0/1 in hardware).
 
 Layers (``op`` and its attributes; every layer also has ``pe`` and ``simd``, the folding
-fields a backend plans, default 1):
+fields a backend plans, default 1). `build_flow/ops.py` holds each op's spec (inputs, outputs,
+attributes and their types, checked by `validate`) and the registry of every backend's
+implementation of it:
 
 =================  =======================================================================
 SlidingWindow      kernel, stride, pad, pad_value: (H, W, C) -> (Ho, Wo, k·k·C), patch order
@@ -55,9 +57,10 @@ import numpy as np
 
 from model.errors import FlowError
 
+from .ops import OPS as OP_SPECS, check_attrs
+
 SCHEMA_VERSION = 1
-OPS = ("SlidingWindow", "MatrixVector", "Threshold", "MaxPool", "SumPool", "GlobalSumPool", "Fork", "AddSat",
-       "Concat", "LabelSelect")
+OPS = tuple(OP_SPECS)  # every op's inputs, outputs and attributes: build_flow/ops.py
 _DTYPE = re.compile(r"^(BIPOLAR|UINT([1-9][0-9]?)|INT([1-9][0-9]?))$")
 
 
@@ -261,6 +264,13 @@ def validate(graph: Graph, where: str) -> Graph:
             produced.add(name)
         if not layer.inputs or not layer.outputs:
             bad(layer, "needs at least one input and one output")
+        spec = OP_SPECS[layer.op]
+        for what, names, n in (("inputs", layer.inputs, spec.inputs), ("outputs", layer.outputs, spec.outputs)):
+            if n is not None and len(names) != n:
+                bad(layer, f"has {len(names)} {what}, the op takes {n}")
+        problem = check_attrs(layer.op, layer.attrs)
+        if problem:
+            bad(layer, problem)
         if (layer.attrs.get("thresholds") is None) != (layer.attrs.get("direction") is None):
             bad(layer, "thresholds and direction come together")
         if layer.op == "MatrixVector" and "weights" not in layer.attrs:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -23,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from build_flow.ir import Graph, Layer, dtype_range
+from build_flow.ir import Graph, Layer
+from build_flow.ops import implementation
 from model.errors import FlowError
 
-from .mvtu_mem import activation_stages, mvtu_params, threshold_params, weight_bank
-from .planner import (Folding, fifo_in_bram, apply_folding, estimate_resources, mvtu_extra_latency, mvtu_pipeline, pipeline_report,
-                      predict_cycles, stream_elems)
+from .rtl_ops import ident as _ident  # (importing rtl_ops registers the RTL implementation of every IR op)
+from .planner import (Folding, fifo_in_bram, apply_folding, estimate_resources, pipeline_report, predict_cycles,
+                      stream_elems)
 from .stream import elem_width, is_signed
-from .swg_model import swg_full_rate_extra_rows, swg_max_lead_beats, swg_out_fifo, swg_read_regs
 
 RTL_DIR = Path(__file__).parent / "rtl"
 RTL_DEPENDS = {"bnn_mvtu": ("bnn_thres_step",), "bnn_threshold": ("bnn_thres_step",)}  # submodules a module instantiates
@@ -40,7 +39,6 @@ TOP = "bnn_top"
 # join: the flagship at 28,672 planned cycles measured +5.2 % with 8 beats, +3.9 % with 32, +2.1 %
 # with 64 (a few hundred LUTRAM bits per branch).
 FIFO_SLACK = 64
-MVTU_MAX_EXTRA = 8  # bnn_mvtu's pipeline registers (MEM_REG + TREE_REGS) the FIFO sizing allows for
 FIFO_MARGIN = 1.1  # times the computed need
 
 
@@ -78,10 +76,6 @@ class _Top:
     count: int = 0
 
 
-def _ident(name: str) -> str:
-    return re.sub(r"\W", "_", name)
-
-
 def _param_text(params: dict) -> str:
     def value(v):
         return f'"{v}"' if isinstance(v, str) else str(int(v))
@@ -89,33 +83,6 @@ def _param_text(params: dict) -> str:
 
 
 # ---------------------------------------------------------------- FIFO sizing
-
-def _absorb(graph: Graph, layer: Layer, idx: int, elems: dict) -> float:
-    """Elements of its input `idx` that `layer` can take in before the matching output leaves."""
-    t = graph.tensors[layer.inputs[idx]]
-    e = elems[layer.outputs[0]]
-    if layer.op == "SlidingWindow":
-        h, w, c = t.shape
-        a = layer.attrs
-        extra = swg_full_rate_extra_rows(h, a["kernel"], a["stride"], a["pad"])
-        return (swg_max_lead_beats(h, w, c, e, a["kernel"], a["stride"], a["pad"], extra)
-                + swg_out_fifo(swg_read_regs(w, c, e))) * e
-    if layer.op == "MatrixVector":
-        # the pipeline holds one step per register: 4 + MVTU_MAX_EXTRA steps of SIMD elements, and
-        # the activation's stages
-        thresholds = layer.attrs.get("thresholds")
-        act = activation_stages(graph.arrays[thresholds].shape[1]) if thresholds else 0
-        return 2 * graph.arrays[layer.attrs["weights"]].shape[1] + (4 + MVTU_MAX_EXTRA + act) * layer.simd
-    if layer.op == "Threshold":  # input register, the activation's stages, output + skid registers
-        return (4 + activation_stages(graph.arrays[layer.attrs["thresholds"]].shape[1])) * e
-    if layer.op in ("MaxPool", "SumPool"):
-        return layer.attrs["kernel"] * t.shape[1] * t.shape[2] + 4 * e
-    if layer.op == "GlobalSumPool":
-        return int(np.prod(t.shape))
-    if layer.op == "Concat":  # input 0 flows while input 1 waits for its half of the pixel
-        return t.shape[-1] if idx == 0 else 0
-    return 4 * e
-
 
 def _branch_absorb(graph: Graph, start: str, elems: dict) -> float:
     """Along one branch from tensor `start` to its join: total absorption in elements of `start`."""
@@ -128,7 +95,7 @@ def _branch_absorb(graph: Graph, start: str, elems: dict) -> float:
         layer = readers[0]
         idx = layer.inputs.index(tensor)
         scale = size0 / max(1, int(np.prod(graph.tensors[tensor].shape)))
-        total += _absorb(graph, layer, idx, elems) * scale
+        total += implementation("rtl", layer.op).absorb(graph, layer, idx, elems) * scale
         if layer.op == "Fork":
             # a nested fork: its branches run side by side; the larger one bounds this branch
             return total + max(_branch_absorb(graph, out, elems) * scale for out in layer.outputs)
@@ -296,7 +263,8 @@ def _write_rtl(graph: Graph, folding: Folding, rtl: Path) -> dict:
         outs = [declare(f"{streams[o].name}", streams[o].width) for o in layer.outputs]
         name = f"u_{_ident(layer.name)}"
         try:
-            module, params, want = _layer_module(graph, layer, ins, streams[layer.outputs[0]], mem, folding)
+            module, params, want = implementation("rtl", layer.op).module(graph, layer, ins, streams[layer.outputs[0]],
+                                                                           mem, folding)
         except ValueError as exc:
             raise GenerateError(f"layer '{layer.name}' ({layer.op}): {exc}") from None
         if layer.op == "Fork":
@@ -362,71 +330,3 @@ def _write_rtl(graph: Graph, folding: Folding, rtl: Path) -> dict:
 def _stream_doc(s: Stream) -> dict:
     return {"tensor": s.name, "dtype": s.dtype, "shape": list(s.shape), "elems": s.elems, "ew": s.ew,
             "width": s.width, "signed": s.signed, "bipolar": s.bipolar, "beats_per_frame": s.beats}
-
-
-def _layer_module(graph: Graph, layer: Layer, ins: list[Stream], out: Stream, mem: Path,
-                  folding: Folding) -> tuple[str, dict, list[int]]:
-    """(module, parameters, elements per beat wanted on each input) of one IR layer."""
-    a = layer.attrs
-    x = ins[0]
-    if layer.op == "MatrixVector":
-        w = graph.arrays[a["weights"]]
-        rom = (w.shape[0] // layer.pe * (w.shape[1] // layer.simd), layer.pe * layer.simd)
-        params = mvtu_params(mem, _ident(layer.name), w, x.dtype, out.dtype, layer.pe,
-                             layer.simd, graph.arrays[a["thresholds"]] if a.get("thresholds") else None,
-                             graph.arrays[a["direction"]] if a.get("direction") else None, a.get("y_min"),
-                             wbank=weight_bank(*rom))
-        mem_reg, levels = mvtu_pipeline(layer.simd, x.ew, folding.clock_mhz, rom)
-        if mvtu_extra_latency(layer.simd, mem_reg, levels) > MVTU_MAX_EXTRA:
-            raise ValueError(f"SIMD {layer.simd}: the matrix unit's pipeline exceeds {MVTU_MAX_EXTRA} registers")
-        params.update({"MEM_REG": mem_reg, "TREE_LEVELS": levels})
-        return "bnn_mvtu", params, [layer.simd]
-    if layer.op == "SlidingWindow":
-        h, w, c = x.shape
-        pad_value = a["pad_value"]
-        if a["pad"] == 0:
-            pattern = 0  # nothing is padded
-        elif x.bipolar:
-            if pad_value not in (-1, 1):
-                raise ValueError(f"pad value {pad_value} is not bipolar")
-            pattern = int(pad_value > 0)
-        else:
-            pattern = pad_value & ((1 << x.ew) - 1)
-        e = out.elems
-        extra = swg_full_rate_extra_rows(h, a["kernel"], a["stride"], a["pad"])  # 0 for pad-1 and 1x1 convs
-        return "bnn_swg", {"H": h, "W": w, "C": c, "E": e, "EW": x.ew, "K": a["kernel"], "S": a["stride"],
-                           "PAD": a["pad"], "PAD_VALUE": pattern, "EXTRA_ROWS": extra,
-                           "READ_REGS": swg_read_regs(w, c, e)}, [e]
-    if layer.op == "Threshold":
-        c = x.shape[-1]
-        params = threshold_params(mem, _ident(layer.name), c, layer.pe, x.dtype, out.dtype,
-                                  graph.arrays[a["thresholds"]], graph.arrays[a["direction"]], a.get("y_min"))
-        return "bnn_threshold", params, [layer.pe]
-    if layer.op in ("MaxPool", "SumPool"):
-        if a["kernel"] != a["stride"]:
-            raise ValueError(f"kernel {a['kernel']} != stride {a['stride']}: the RTL pools non-overlapping windows only")
-        h, w, c = x.shape
-        mode = 2 if layer.op == "SumPool" else (1 if x.bipolar else 0)
-        return "bnn_pool", {"H": h, "W": w, "C": c, "E": layer.pe, "IN_EW": x.ew, "OUT_EW": out.ew, "MODE": mode,
-                            "K": a["kernel"], "IN_SIGNED": int(x.signed)}, [layer.pe]
-    if layer.op == "GlobalSumPool":
-        h, w, c = x.shape
-        return "bnn_global_sumpool", {"PIXELS": h * w, "C": c, "E": layer.pe, "IN_EW": x.ew, "OUT_EW": out.ew,
-                                      "IN_SIGNED": int(x.signed), "BIPOLAR": int(x.bipolar)}, [layer.pe]
-    if layer.op == "Fork":
-        return "bnn_fork", {"W": x.width, "N": len(layer.outputs)}, [x.elems]
-    if layer.op == "AddSat":
-        if ins[0].dtype != ins[1].dtype:
-            raise ValueError(f"inputs of different datatypes ({ins[0].dtype}, {ins[1].dtype})")
-        lo, hi = dtype_range(out.dtype)
-        return "bnn_addsat", {"E": layer.pe, "IN_EW": x.ew, "IN_SIGNED": int(x.signed), "OUT_EW": out.ew,
-                              "OUT_MIN": lo, "OUT_MAX": hi}, [layer.pe, layer.pe]
-    if layer.op == "Concat":
-        if len(ins) != 2 or ins[0].ew != ins[1].ew:
-            raise ValueError("the RTL concatenates two inputs of one element width")
-        return "bnn_concat", {"E": layer.pe, "EW": x.ew, "C0": ins[0].shape[-1], "C1": ins[1].shape[-1]}, \
-            [layer.pe, layer.pe]
-    if layer.op == "LabelSelect":
-        return "bnn_label_select", {"C": x.shape[-1], "E": layer.pe, "IN_EW": x.ew, "IN_SIGNED": int(x.signed),
-                                    "LARGEST": int(a.get("largest", True)), "OUT_W": out.ew}, [layer.pe]
-    raise ValueError("no RTL module for this op")

@@ -29,11 +29,13 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import yaml
 
 from build_flow.ir import Graph, Layer, dtype_range
+from build_flow.ops import implementation, register
 from model.atomic import atomic_write
 from model.config import read_yaml
 from model.errors import ConfigError
@@ -147,22 +149,29 @@ def predict_cycles(graph: Graph, folding: Folding) -> dict[str, int]:
     elems = stream_elems(graph, folding)
     cycles = {}
     for layer in graph.layers:
-        out = layer.outputs[0]
-        if layer.op == "MatrixVector":
-            mh, mw, vectors, _ = mv_shape(graph, layer)
-            c = vectors * (mw // folding.simd(layer.name)) * (mh // folding.pe(layer.name))
-        elif layer.op == "SlidingWindow":
-            c = _window_cycles(graph, layer, elems[out])
-        elif layer.op == "Fork":
-            c = _elements(graph, layer.inputs[0]) // elems[layer.inputs[0]]
-        else:  # one beat of E elements per cycle
-            c = _streamed(graph, layer) // folding.pe(layer.name)
-        cycles[layer.name] = int(c)
+        cycles[layer.name] = int(implementation("planner", layer.op).cycles(graph, layer, folding, elems))
         for i, tensor in enumerate(layer.inputs):
             want = _wanted_elems(graph, layer, folding, elems)
             if want != elems[tensor]:
                 cycles[f"{layer.name}_dwc{i}"] = dwc_cycles(graph, tensor, elems[tensor], want)
     return cycles
+
+
+def _mv_cycles(graph: Graph, layer: Layer, folding: Folding, elems: dict) -> int:
+    mh, mw, vectors, _ = mv_shape(graph, layer)
+    return vectors * (mw // folding.simd(layer.name)) * (mh // folding.pe(layer.name))
+
+
+def _swg_cycles(graph: Graph, layer: Layer, folding: Folding, elems: dict) -> int:
+    return _window_cycles(graph, layer, elems[layer.outputs[0]])
+
+
+def _fork_cycles(graph: Graph, layer: Layer, folding: Folding, elems: dict) -> int:
+    return _elements(graph, layer.inputs[0]) // elems[layer.inputs[0]]
+
+
+def _elementwise_cycles(graph: Graph, layer: Layer, folding: Folding, elems: dict) -> int:
+    return _streamed(graph, layer) // folding.pe(layer.name)  # one beat of E elements per cycle
 
 
 def dwc_cycles(graph: Graph, tensor: str, have: int, want: int) -> int:
@@ -241,15 +250,12 @@ def _rounded(lut: float, ff: float, bram: float) -> dict[str, float]:
 
 def _layer_resources(graph: Graph, layer: Layer, folding: Folding, elems: dict) -> tuple[float, float, float]:
     """(LUT, FF, BRAM36) of the module the generator instantiates for one IR layer."""
-    if layer.op == "MatrixVector":
-        return _mv_resources(graph, layer, folding.pe(layer.name), folding.simd(layer.name))
-    if layer.op == "SlidingWindow":
-        return _window_resources(graph, layer, elems[layer.outputs[0]])
-    if layer.op == "Threshold":
-        return _threshold_layer_resources(graph, layer, folding.pe(layer.name))
-    if layer.op == "Fork":  # bnn_fork: one register of the beat, a valid bit per output
-        return 4.0, elem_width(graph.tensors[layer.inputs[0]].dtype) * elems[layer.inputs[0]] + len(layer.outputs), 0.0
-    return _elementwise_resources(graph, layer, elems[layer.outputs[0]])
+    return implementation("planner", layer.op).resources(graph, layer, folding, elems)
+
+
+def _fork_resources(graph: Graph, layer: Layer, folding: Folding, elems: dict) -> tuple[float, float, float]:
+    # bnn_fork: one register of the beat, a valid bit per output
+    return 4.0, elem_width(graph.tensors[layer.inputs[0]].dtype) * elems[layer.inputs[0]] + len(layer.outputs), 0.0
 
 
 def _mv_resources(graph: Graph, layer: Layer, pe: int, simd: int) -> tuple[float, float, float]:
@@ -723,3 +729,28 @@ def apply_folding(graph: Graph, folding: Folding) -> Graph:
         else:
             layer.pe = layer.simd = elems[layer.outputs[0]]
     return graph
+
+
+# ---------------------------------------------------------------- the planner's implementation of each IR op
+
+@dataclass(frozen=True)
+class PlannerOp:
+    """Cycles per frame at full rate and (LUT, FF, BRAM36) of one IR op's module, each as
+    fn(graph, layer, folding, elements per beat of every stream)."""
+    cycles: Callable[[Graph, Layer, Folding, dict], int]
+    resources: Callable[[Graph, Layer, Folding, dict], tuple[float, float, float]]
+
+
+def _elementwise(graph: Graph, layer: Layer, folding: Folding, elems: dict) -> tuple[float, float, float]:
+    return _elementwise_resources(graph, layer, elems[layer.outputs[0]])
+
+
+register("planner", "MatrixVector", PlannerOp(
+    _mv_cycles, lambda g, l, f, e: _mv_resources(g, l, f.pe(l.name), f.simd(l.name))))
+register("planner", "SlidingWindow", PlannerOp(
+    _swg_cycles, lambda g, l, f, e: _window_resources(g, l, e[l.outputs[0]])))
+register("planner", "Threshold", PlannerOp(
+    _elementwise_cycles, lambda g, l, f, e: _threshold_layer_resources(g, l, f.pe(l.name))))
+register("planner", "Fork", PlannerOp(_fork_cycles, _fork_resources))
+for _op in ("MaxPool", "SumPool", "GlobalSumPool", "AddSat", "Concat", "LabelSelect"):
+    register("planner", _op, PlannerOp(_elementwise_cycles, _elementwise))

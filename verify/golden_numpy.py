@@ -10,6 +10,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from build_flow.ir import Graph, IRError, Layer, dtype_range, validate
+from build_flow.ops import implementation, implements
 
 
 def check_images(images, hwc: tuple[int, ...], where: str) -> np.ndarray:
@@ -45,7 +46,7 @@ def _run_batch(graph: Graph, images: np.ndarray) -> dict[str, np.ndarray]:
     _check_output(graph, None, graph.input, values[graph.input])
     for layer in graph.layers:
         try:
-            out = _OPS[layer.op](graph, layer, *(values[name] for name in layer.inputs))
+            out = implementation("golden_numpy", layer.op)(graph, layer, *(values[name] for name in layer.inputs))
         except KeyError as exc:
             raise IRError(f"layer '{layer.name}' ({layer.op}): missing attribute {exc}") from None
         except (ValueError, TypeError) as exc:
@@ -78,6 +79,7 @@ def _windows(x: np.ndarray, k: int, s: int) -> np.ndarray:
     return sliding_window_view(x, (k, k), axis=(1, 2))[:, ::s, ::s]
 
 
+@implements("golden_numpy", "SlidingWindow")
 def _sliding_window(graph, layer, x):
     a = layer.attrs
     p = a["pad"]
@@ -86,6 +88,7 @@ def _sliding_window(graph, layer, x):
     return win.reshape(*win.shape[:3], -1)
 
 
+@implements("golden_numpy", "MatrixVector")
 def _matrix_vector(graph, layer, x):
     w = graph.arrays[layer.attrs["weights"]].astype(np.int64)
     if layer.attrs.get("flatten"):  # a fully connected layer reading a whole (H, W, C) map
@@ -107,6 +110,7 @@ def _exact_matmul(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     return y.reshape(*x.shape[:-1], m.shape[1])
 
 
+@implements("golden_numpy", "Threshold")
 def _threshold(graph, layer, acc):
     t = graph.arrays[layer.attrs["thresholds"]].astype(np.int64)
     direction = graph.arrays[layer.attrs["direction"]]
@@ -125,37 +129,37 @@ def _threshold(graph, layer, acc):
     return 2 * levels - 1 if graph.tensors[layer.outputs[0]].dtype == "BIPOLAR" else levels
 
 
+@implements("golden_numpy", "MaxPool")
 def _max_pool(graph, layer, x):
     return _windows(x, layer.attrs["kernel"], layer.attrs["stride"]).max(axis=(-2, -1))
 
 
+@implements("golden_numpy", "SumPool")
 def _sum_pool(graph, layer, x):
     return _windows(x, layer.attrs["kernel"], layer.attrs["stride"]).sum(axis=(-2, -1))
 
 
+@implements("golden_numpy", "GlobalSumPool")
 def _global_sum_pool(graph, layer, x):
     return x.sum(axis=(1, 2))
 
 
+@implements("golden_numpy", "Fork")
 def _fork(graph, layer, x):
     return [x] * len(layer.outputs)
 
 
+@implements("golden_numpy", "AddSat")
 def _add_sat(graph, layer, a, b):
     return np.clip(a + b, *dtype_range(graph.tensors[layer.outputs[0]].dtype))
 
 
+@implements("golden_numpy", "Concat")
 def _concat(graph, layer, *xs):
     return np.concatenate(xs, axis=-1)
 
 
+@implements("golden_numpy", "LabelSelect")
 def _label_select(graph, layer, x):
     select = np.argmax if layer.attrs.get("largest", True) else np.argmin  # ties: the lowest index
     return select(x, axis=-1).astype(np.int64)
-
-
-_OPS = {
-    "SlidingWindow": _sliding_window, "MatrixVector": _matrix_vector, "Threshold": _threshold,
-    "MaxPool": _max_pool, "SumPool": _sum_pool, "GlobalSumPool": _global_sum_pool, "Fork": _fork,
-    "AddSat": _add_sat, "Concat": _concat, "LabelSelect": _label_select,
-}

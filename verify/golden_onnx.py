@@ -25,6 +25,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from build_flow.ir import Graph, IRError, Layer, dtype_range, validate
+from build_flow.ops import implementation, implements
 from model.atomic import atomic_write
 from verify.golden_numpy import check_images
 
@@ -79,7 +80,7 @@ def ir_to_onnx(graph: Graph, internals: tuple[str, ...] | list[str] = ()) -> onn
         e.prefix = layer.name
         inputs = [e.values.get(name) for name in layer.inputs]  # None: a folded SlidingWindow
         try:
-            out = _EMIT[layer.op](e, layer, *inputs)
+            out = implementation("golden_onnx", layer.op)(e, layer, *inputs)
         except KeyError as exc:
             raise IRError(f"layer '{layer.name}' ({layer.op}): missing attribute {exc}") from None
         e.values.update(zip(layer.outputs, out if isinstance(out, list) else [out]))
@@ -147,6 +148,7 @@ def _patches(e: _Emitter, layer: Layer, x: str, p: int = 0, pad_value: int = 0) 
     return e.op("Reshape", e.op("Gather", pixels, e.const(pixel), axis=1), e.const([-1, ho, wo, k * k, c]))
 
 
+@implements("golden_onnx", "SlidingWindow")
 def _sliding_window(e, layer, x):
     patches = _patches(e, layer, x, layer.attrs["pad"], layer.attrs["pad_value"])
     return e.op("Reshape", patches, e.const([0, 0, 0, -1]))  # patch order (ky, kx, c)
@@ -171,6 +173,7 @@ def _matmul(e: _Emitter, x: str, w: np.ndarray, bound: int) -> str:
     return e.op("MatMul", x, e.const(w.T.astype(np.int64)))
 
 
+@implements("golden_onnx", "MatrixVector")
 def _matrix_vector(e, layer, x):
     w = e.graph.arrays[layer.attrs["weights"]].astype(np.int64)
     window = e.folded.get(layer.inputs[0])
@@ -191,6 +194,7 @@ def _matrix_vector(e, layer, x):
 LUT_MAX_ENTRIES = 1 << 22  # a per-channel table of levels is used below this size
 
 
+@implements("golden_onnx", "Threshold")
 def _threshold(e, layer, acc, acc_range=None):
     t = e.graph.arrays[layer.attrs["thresholds"]].astype(np.int64)
     d = e.graph.arrays[layer.attrs["direction"]].astype(np.int64)[:, None]
@@ -222,38 +226,38 @@ def _threshold_table(e: _Emitter, t: np.ndarray, d: np.ndarray, lo: int, hi: int
     return e.op("Gather", e.const(table.reshape(-1)), index, axis=0)
 
 
+@implements("golden_onnx", "MaxPool")
 def _max_pool(e, layer, x):
     return e.op("ReduceMax", _patches(e, layer, x), e.const([3]), keepdims=0)
 
 
+@implements("golden_onnx", "SumPool")
 def _sum_pool(e, layer, x):
     return e.op("ReduceSum", _patches(e, layer, x), e.const([3]), keepdims=0)
 
 
+@implements("golden_onnx", "GlobalSumPool")
 def _global_sum_pool(e, layer, x):
     return e.op("ReduceSum", x, e.const([1, 2]), keepdims=0)
 
 
+@implements("golden_onnx", "Fork")
 def _fork(e, layer, x):
     return [x] * len(layer.outputs)
 
 
+@implements("golden_onnx", "AddSat")
 def _add_sat(e, layer, a, b):
     lo, hi = dtype_range(e.graph.tensors[layer.outputs[0]].dtype)
     return e.op("Clip", e.op("Add", a, b), e.const(np.int64(lo)), e.const(np.int64(hi)))
 
 
+@implements("golden_onnx", "Concat")
 def _concat(e, layer, *xs):
     return e.op("Concat", *xs, axis=-1)
 
 
+@implements("golden_onnx", "LabelSelect")
 def _label_select(e, layer, x):
     op = "ArgMax" if layer.attrs.get("largest", True) else "ArgMin"
     return e.op(op, x, axis=-1, keepdims=0, select_last_index=0)  # ties: the lowest index
-
-
-_EMIT = {
-    "SlidingWindow": _sliding_window, "MatrixVector": _matrix_vector, "Threshold": _threshold,
-    "MaxPool": _max_pool, "SumPool": _sum_pool, "GlobalSumPool": _global_sum_pool, "Fork": _fork,
-    "AddSat": _add_sat, "Concat": _concat, "LabelSelect": _label_select,
-}

@@ -27,6 +27,8 @@ import math
 import os
 from pathlib import Path
 
+from build_flow.ops import register
+
 # IR op -> FINN op kind (op_type without the _hls/_rtl suffix)
 IR_TO_FINN = {
     "MatrixVector": "MVAU",
@@ -39,6 +41,10 @@ IR_TO_FINN = {
     "Concat": "StreamingConcat",
     "LabelSelect": "LabelSelect",
 }
+# the FINN backend's implementation of each IR op: the FINN op kind it becomes. A SlidingWindow
+# becomes FMPadding (when padded) and a ConvolutionInputGenerator, folded after its consumer.
+for _op, _kind in {**IR_TO_FINN, "SlidingWindow": "ConvolutionInputGenerator"}.items():
+    register("finn", _op, _kind)
 # FINN kind -> (folding attribute, attribute holding the count it must divide). StreamingConcat has no
 # folding attribute at the pinned commit (one element per cycle), so it is not listed.
 FINN_FOLD_ATTR = {
