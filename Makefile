@@ -120,37 +120,37 @@ compile: setup
 	$(PY) -m build_flow.compile $(MODEL_ARGS) --out $(if $(filter command line,$(origin OUT)),$(OUT),build/compile)
 
 verify: setup
-	$(PY) -m verify.compare $(MODEL_ARGS) --images $(IMAGES) $(if $(filter command line,$(origin DATA)),--data $(DATA),$(if $(wildcard $(DATA)),--data $(DATA)))
+	$(PY) -m build_flow.verify_model $(MODEL_ARGS) --images $(IMAGES) $(if $(filter command line,$(origin DATA)),--data $(DATA),$(if $(wildcard $(DATA)),--data $(DATA)))
 
 rtl: setup
-	$(PY) -m hw.flow rtl $(HW_ARGS)
+	$(PY) -m build_flow.rtl_flow rtl $(HW_ARGS)
 
 rtlsim: setup
-	$(PY) -m hw.flow rtlsim $(HW_ARGS) --images $(IMAGES) $(if $(filter command line,$(origin DATA)),--data $(DATA),$(if $(wildcard $(DATA)),--data $(DATA)))
+	$(PY) -m build_flow.rtl_flow rtlsim $(HW_ARGS) --images $(IMAGES) $(if $(filter command line,$(origin DATA)),--data $(DATA),$(if $(wildcard $(DATA)),--data $(DATA)))
 
 synth: setup
-	$(PY) -m hw.flow synth $(HW_ARGS)
+	$(PY) -m build_flow.rtl_flow synth $(HW_ARGS)
 
 .PHONY: pnr
 DEVICE ?= 85k
 pnr: setup
-	$(PY) -m hw.flow pnr $(HW_ARGS) --device $(DEVICE)
+	$(PY) -m build_flow.rtl_flow pnr $(HW_ARGS) --device $(DEVICE)
 
 # screening: CONFIGS= several configs at once, else the model as for compile (CONFIG=, CKPT=, PEER=)
-# the board top in Verilator over a bit-level serial line (hw/uart_host.py --sim)
+# the board top in Verilator over a bit-level serial line (build_flow/board_check.py --sim)
 .PHONY: uartsim board-check
 uartsim: rtl
-	$(PY) -m hw.uart_host --sim --build $(HW_OUT) --images $(if $(filter command line,$(origin IMAGES)),$(IMAGES),4) --seed $(SEED) \
+	$(PY) -m build_flow.board_check --sim --build $(HW_OUT) --images $(if $(filter command line,$(origin IMAGES)),$(IMAGES),4) --seed $(SEED) \
 	  $(if $(filter command line,$(origin DATA)),--data $(DATA) --split all,$(if $(wildcard $(DATA)),--data $(DATA) --split all))
 
 board-check: setup
 	@test -n "$(PORT)" || { echo "error: give PORT=… (the ULX3S's serial port, e.g. /dev/ttyUSB0)" >&2; exit 2; }
-	$(PY) -m hw.uart_host --port $(PORT) --build $(HW_OUT) --images $(if $(filter command line,$(origin IMAGES)),$(IMAGES),100) --seed $(SEED) \
+	$(PY) -m build_flow.board_check --port $(PORT) --build $(HW_OUT) --images $(if $(filter command line,$(origin IMAGES)),$(IMAGES),100) --seed $(SEED) \
 	  $(if $(filter command line,$(origin DATA)),--data $(DATA) --split $(HOST_SPLIT))
 
 .PHONY: plan
 plan: setup
-	$(PY) -m hw.flow plan $(if $(CONFIGS),$(foreach c,$(CONFIGS),--config $(c)) --seed $(SEED),$(MODEL_ARGS)) \
+	$(PY) -m build_flow.rtl_flow plan $(if $(CONFIGS),$(foreach c,$(CONFIGS),--config $(c)) --seed $(SEED),$(MODEL_ARGS)) \
 	  --clock-mhz $(CLOCK_MHZ) $(if $(FPS),--fps $(FPS)) $(if $(FOLDING),--folding $(FOLDING))
 
 include build_flow/finn/finn.mk

@@ -4,7 +4,7 @@
 
   --finn  the output folder of `make finn-estimate … OUT=OUT` (report/, bnn_plan.json; the IR beside it
           in OUT/compile/ir)
-  --rtl   a `python -m hw.flow synth` folder of the same model (folding.yaml, synth.json, rtlsim.json)
+  --rtl   a `python -m build_flow.rtl_flow synth` folder of the same model (folding.yaml, synth.json, rtlsim.json)
 
 The two must hold the same folding: every MatrixVector layer's PE and SIMD are compared first, and a
 difference stops the script with the layer named. Prints one markdown table: one row per

@@ -5,7 +5,7 @@ critical path, utilization of the LFE5U-85F and the FPS at the clock reached.
     python benchmarks/pnr_networks.py [--cases small,cnv-finn,flagship] [--clock-mhz 100] [--device 85k]
     python benchmarks/pnr_networks.py --bitstream [--cases small,cnv-finn]
 
---bitstream builds each case's ULX3S bitstream instead (`python -m hw.flow bitstream`: the board top,
+--bitstream builds each case's ULX3S bitstream instead (`python -m build_flow.rtl_flow bitstream`: the board top,
 the PLL at the clock P&R allows, ecppack) and prints the PLL clock, Fmax, utilization, FPS at that
 clock and the seconds of each step (bitstream.json in build/pnr-<case>/bitstream/).
 
@@ -15,7 +15,7 @@ clock and the seconds of each step (bitstream.json in build/pnr-<case>/bitstream
              ECP5-85F: the flow stops before synthesis and says so)
   flagship-lut30k   the same planned for the fastest folding within 30,000 estimated LUTs (fits)
 
-Each case runs `python -m hw.flow pnr` into build/pnr-<case>/ (minutes of one core each, one at a
+Each case runs `python -m build_flow.rtl_flow pnr` into build/pnr-<case>/ (minutes of one core each, one at a
 time) and prints one row; pnr.json and report.md stay in the build folder.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hw.flow import main as flow  # noqa: E402
+from build_flow.rtl_flow import main as flow  # noqa: E402
 
 CASES = {
     "small": ["--ckpt", "models/student-small.pt", "--fps", "2000"],
@@ -56,7 +56,7 @@ def main() -> int:
         p = json.loads(Path(out, "pnr.json").read_text())
         frame = json.loads(Path(out, "design.json").read_text())["predicted"]["frame_cycles"]
         rows.append((case, p, frame, time.perf_counter() - t0))
-    print(f"\ncase      target MHz  Fmax MHz  met   LUT4          FF            DP16KD   FPS at clock  total s")
+    print("\ncase      target MHz  Fmax MHz  met   LUT4          FF            DP16KD   FPS at clock  total s")
     for case, p, frame, secs in rows:
         u, b = p["used"], p["budget"]
         clock = min(p["fmax_mhz"] or 0.0, p["target_mhz"])
@@ -73,7 +73,7 @@ def bitstreams(args) -> int:
         t0 = time.perf_counter()
         flow(["bitstream", *CASES[case], "--out", out, "--clock-mhz", str(args.clock_mhz)])
         rows.append((case, json.loads(Path(out, "bitstream", "bitstream.json").read_text()), time.perf_counter() - t0))
-    print(f"\ncase      PLL MHz  Fmax MHz  LUT4          FF            DP16KD   FPS at PLL  link fps  attempts  steps (s)")
+    print("\ncase      PLL MHz  Fmax MHz  LUT4          FF            DP16KD   FPS at PLL  link fps  attempts  steps (s)")
     for case, d, secs in rows:
         u, b = d["used"], d["budget"]
         print(f"{case:9} {d['pll_mhz']:7g} {d['fmax_mhz']:9.2f}  {u['lut4']:6}/{b['lut4']:<6} {u['ff']:6}/{b['ff']:<6} "

@@ -8,7 +8,7 @@ cycles/frame against the planner, and Yosys resources, for the README's hardware
   cnv-finn   brevitas_examples CNV_1W1A (random weights) at finn-examples' own folding
              (configs/folding/cnv_1w1a-finn-examples.yaml), to compare with FINN's estimate
 
-Each case runs `python -m hw.flow rtlsim` then `synth` into build/bench-<case>/ and prints one
+Each case runs `python -m build_flow.rtl_flow rtlsim` then `synth` into build/bench-<case>/ and prints one
 summary row; the build folders keep report.md, the charts and every JSON.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hw.flow import main as flow  # noqa: E402
+from build_flow.rtl_flow import main as flow  # noqa: E402
 
 FINN_CNV = {"fps": 3052, "lut": 24906, "bram18": 140, "dsp": 0}  # FINN-LOCAL.md: estimate, Pynq-Z1, 100 MHz
 

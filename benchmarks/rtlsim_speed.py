@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from build_flow.compile import compile_model  # noqa: E402
 from build_flow.models import select_model  # noqa: E402
+from verify.golden_numpy import run_numpy  # noqa: E402
 from hw.generate import generate  # noqa: E402
 from hw.planner import plan  # noqa: E402
 from hw.rtlsim import simulate  # noqa: E402
@@ -71,7 +72,8 @@ def main() -> int:
                 _swap_library(design, args.rtl_lib)
             rng = np.random.default_rng(0)
             images = rng.integers(0, 256, (args.images, *graph.tensors[graph.input].shape), dtype=np.uint8)
-            res = simulate(design, graph, images, in_stall=args.stall, out_stall=args.stall, seed=1)
+            res = simulate(design, images, run_numpy(graph, images), in_stall=args.stall,
+                           out_stall=args.stall, seed=1)
             bad += res.mismatches
             print(f"{case:14} {len(graph.layers):9d} {res.build_s:8.1f} {res.cycles_per_frame:12.0f} {res.sim_s:7.1f} "
                   f"{res.images / res.sim_s:10.2f} {res.total_cycles / res.sim_s / 1e6:10.3f} {res.mismatches:10d}",

@@ -17,6 +17,7 @@ from .export import export_qonnx_model
 from .ir import Graph, save_ir
 from .lower import lower
 from .models import Selected, select_model
+from .options import add_model_args, model_args
 
 
 def compile_model(sel: Selected, out_dir: str | Path):
@@ -31,13 +32,10 @@ def compile_model(sel: Selected, out_dir: str | Path):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m build_flow.compile", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ckpt", help="a training or release checkpoint")
-    ap.add_argument("--config", help="a student config: random weights, randomized BatchNorm")
-    ap.add_argument("--peer", help="a brevitas_examples.bnn_pynq network, e.g. cnv_1w1a (random weights)")
-    ap.add_argument("--seed", type=int, default=0)
+    add_model_args(ap)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    sel = select_model(args.ckpt, args.config, args.peer, args.seed)
+    sel = select_model(*model_args(args))
     _, graph = compile_model(sel, args.out)
     ops = {}
     for layer in graph.layers:

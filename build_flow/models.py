@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from model.errors import ConfigError
+
+from .options import check_model_choice
 from model.quantizers import InputQuant
 
 PEERS = ("cnv_1w1a", "cnv_1w2a", "cnv_2w2a", "tfc_1w1a", "tfc_1w2a", "tfc_2w2a", "sfc_1w1a", "sfc_1w2a", "sfc_2w2a",
@@ -61,9 +63,7 @@ class PixelInput(nn.Module):
 
 def select_model(ckpt: str | None = None, config: str | None = None, peer: str | None = None,
                  seed: int = 0) -> Selected:
-    chosen = [x for x in (ckpt, config, peer) if x]
-    if len(chosen) != 1:
-        raise ConfigError("choose the model with exactly one of CKPT=, CONFIG= or PEER=")
+    check_model_choice(ckpt, config, peer)
     torch.manual_seed(seed)
     if ckpt:
         from model.checkpoint import load_trained_model

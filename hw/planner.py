@@ -731,6 +731,26 @@ def apply_folding(graph: Graph, folding: Folding) -> Graph:
     return graph
 
 
+def folding_from_ir(graph: Graph) -> Folding:
+    """The folding a folded IR carries (what `apply_folding` wrote, with the clock, target and
+    source recorded in ``meta["folding"]``): backends and FINN read it from the saved IR."""
+    meta = graph.meta.get("folding")
+    if not isinstance(meta, dict):
+        raise ConfigError("this IR carries no folding (meta.folding): plan it first (make rtl, or the FINN build)")
+    layers = {}
+    for layer in graph.layers:
+        if layer.op == "MatrixVector":
+            layers[layer.name] = {"pe": layer.pe, "simd": layer.simd}
+        elif layer.op in FOLDED_OPS:
+            layers[layer.name] = {"pe": layer.pe}
+    return Folding(layers, float(meta.get("clock_mhz", 100.0)), meta.get("target_fps"), source=meta.get("source", "IR"))
+
+
+def folding_meta(folding: Folding) -> dict:
+    """What a folded IR records of its folding beside the layers' pe/simd."""
+    return {"clock_mhz": folding.clock_mhz, "target_fps": folding.target_fps, "source": folding.source}
+
+
 # ---------------------------------------------------------------- the planner's implementation of each IR op
 
 @dataclass(frozen=True)

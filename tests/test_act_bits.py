@@ -132,6 +132,6 @@ def test_rtl_is_bit_exact_with_integer_activations(tmp_path, variant):
     assert f".IN_EW({variant[0]}), .IN_SIGNED({int(variant[1])}), .IN_BIPOLAR(0)" in top
     x = np.random.default_rng(4).integers(0, 256, (6, 32, 32, 3)).astype(np.uint8)
     golden = run_numpy(graph, x)
-    res = simulate(design, graph, x, in_stall=0.3, out_stall=0.3, seed=5, golden=golden)
+    res = simulate(design, x, in_stall=0.3, out_stall=0.3, seed=5, golden=golden)
     assert res.mismatches == 0
     assert np.array_equal(res.logits, golden["logits"]) and np.array_equal(res.labels, golden["label"].reshape(-1))

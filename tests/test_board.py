@@ -1,5 +1,5 @@
 """The open bitstream's board side: the serial-link top of a whole accelerator simulated bit by bit
-(hw/uart_host.py --sim: real bytes over a modelled serial line with gaps and baud skew, every
+(build_flow/board_check.py --sim: real bytes over a modelled serial line with gaps and baud skew, every
 label and class score equal to the golden model), the host's recovery from a lost byte, the
 bitstream flow's checks, and (with the `pnr` extra) a real .bit of a tiny network."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hw.board import BOARDS, clks_per_bit, link_fps, sim_clks_per_bit
-from hw.flow import main as flow_main
+from build_flow.rtl_flow import main as flow_main
 from hw.uart_link import STATUS_CRC, STATUS_FRAMING, LinkFormat
 
 TINY = "name: tiny\nmodel: {widths: [4, 8], blocks: [1, 1], shortcut_bits: 4}\n"
@@ -33,7 +33,7 @@ def test_board_top_over_a_serial_line_is_bit_exact(tiny_build):
     """Receiver, bridge, accelerator and transmitter, driven bit by bit with idle gaps before a
     third of the bytes and the host's bit time 1 % long: every response is status 0 and carries
     the golden label and every golden class score."""
-    from hw.uart_host import main as host_main
+    from build_flow.board_check import main as host_main
 
     assert host_main(["--sim", "--build", str(tiny_build), "--images", "3", "--gaps", "0.3", "--skew", "0.01",
                       "--seed", "2"]) == 0

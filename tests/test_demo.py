@@ -86,7 +86,7 @@ def test_demo_runs_the_whole_flow_on_a_tiny_model(run):
     assert rtl and all((out / f).is_file() for f in rtl)
     for v in ("python", "torch", "brevitas", "qonnx", "onnxruntime", "verilator", "yosys", "git_commit"):
         assert doc["versions"][v] and doc["versions"][v] != "not found", v
-    assert "python -m hw.flow rtlsim" in (out / "commands.sh").read_text()
+    assert "python -m build_flow.rtl_flow rtlsim" in (out / "commands.sh").read_text()
     assert all(c.startswith("python -m ") for c in doc["commands"])
 
 

@@ -461,7 +461,7 @@ def test_post_add_chains_become_multithresholds_with_the_irs_thresholds(tmp_path
             n.doc_string = TAG + n.output[0]
     before = copy.deepcopy(qonnx_model)
     assert len(post_add_chains(qonnx_model)) == 3
-    after = PostAddChainsToMultiThreshold(graph)(copy.deepcopy(qonnx_model))
+    after = qonnx_model.transform(PostAddChainsToMultiThreshold(graph))
     ops = [n.op_type for n in after.graph.node]
     assert ops.count("MultiThreshold") == 3 and not {"PRelu", "Sub"} & set(ops)
     assert not post_add_chains(after)
@@ -499,4 +499,56 @@ def test_post_add_chains_become_multithresholds_with_the_irs_thresholds(tmp_path
     layer = post[0]
     graph.arrays[layer.attrs["direction"]][1] = -1
     with pytest.raises(ThresholdMismatch, match=rf"Quant '{layer.name}' after the post-add chain .*decreasing channels"):
-        PostAddChainsToMultiThreshold(graph)(copy.deepcopy(before))
+        before.transform(PostAddChainsToMultiThreshold(graph))
+
+
+# ---------------------------------------------------------------- rewrites.py (qonnx Transformations, no FINN)
+
+def _pixel_model():
+    """input (uint8 values as float) -> Quant(UINT8, scale 1) -> Mul(2) -> output"""
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    inits = [helper.make_tensor(n, TensorProto.FLOAT, [], [v]) for n, v in
+             (("scale", 1.0), ("zeropt", 0.0), ("bits", 8.0), ("two", 2.0))]
+    nodes = [helper.make_node("Quant", ["x", "scale", "zeropt", "bits"], ["q"], domain="qonnx.custom_op.general",
+                              signed=0, narrow=0, rounding_mode="ROUND", name="pixel_quant"),
+             helper.make_node("Mul", ["q", "two"], ["y"], name="mul")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], initializer=inits)
+    return ModelWrapper(qonnx_make_model(graph))
+
+
+def test_pixel_quant_becomes_the_input_type():
+    from build_flow.finn.rewrites import PixelQuantToInputType, TagQuantizers
+
+    model = _pixel_model().transform(TagQuantizers())
+    assert model.graph.node[0].doc_string.endswith("q")      # tagged with the tensor it produces
+    model = model.transform(PixelQuantToInputType())
+    assert [n.op_type for n in model.graph.node] == ["Mul"]
+    assert model.graph.node[0].input[0] == "x" and model.get_tensor_datatype("x").name == "UINT8"
+
+
+def test_round_runs_to_a_fixpoint_and_stops_at_its_limit():
+    from qonnx.transformation.base import Transformation
+
+    from build_flow.finn.rewrites import Round
+
+    class GrowTo(Transformation):   # appends to the Mul's name until it is n long: changes, then a fixpoint
+        def __init__(self, n):
+            super().__init__()
+            self.n = n
+
+        def apply(self, model):
+            node = model.graph.node[-1]
+            if len(node.name) < self.n:
+                node.name += "x"
+            return model, False     # one step per call: only the round repeats it
+
+    r = Round(GrowTo(6))
+    model = _pixel_model().transform(r)
+    assert model.graph.node[-1].name == "mulxxx" and r.rounds == 4   # three changes, one round to see none
+    r = Round(GrowTo(100), max_rounds=5)
+    model = _pixel_model().transform(r)
+    assert model.graph.node[-1].name == "mul" + "x" * 5 and r.rounds == 5

@@ -15,7 +15,7 @@ from types import SimpleNamespace as NS
 import numpy as np
 import pytest
 
-from build_flow.finn import cli, preflight, smoke, verify_steps, vivado_reports
+from build_flow.finn import build, cli, preflight, smoke, verify_steps, vivado_reports
 from build_flow.finn.boards import get_board
 from build_flow.finn.build import BITSTREAM_STEPS, ESTIMATE_STEPS
 from build_flow.finn.compare import load_golden, save_golden
@@ -147,11 +147,12 @@ def _golden_file(tmp_path, bits_golden, acc_golden, label):
     from tests.test_finn_backend import _ir_two_layers
 
     graph = _ir_two_layers()
+    tmp_path.mkdir(parents=True, exist_ok=True)
     golden = {"t0": np.asarray([bits_golden]), "t1": np.asarray([acc_golden]), "lab": np.asarray([label])}
     return save_golden(tmp_path / "golden.npz", graph, golden)
 
 
-def test_early_cppsim_stop(tmp_path, monkeypatch):
+def test_early_cppsim_stop(tmp_path):
     """FINN saved the cppsim context of one image: the step passes when it equals the golden model and
     stops the build (an exception, which FINN's builder turns into a failed build) when one value differs."""
     from tests.test_finn_backend import _fake_finn_dir
@@ -159,21 +160,23 @@ def test_early_cppsim_stop(tmp_path, monkeypatch):
     finn_dir = _fake_finn_dir(tmp_path / "finn", bits=[1, 0, 1], popcounts=[7, 2], label=3)
     cfg = NS(output_dir=str(finn_dir), verify_steps=[NS(name="FOLDED_HLS_CPPSIM")])
     # MVAU_hls_0: bits 1,0,1 = +1,-1,+1; MVAU_hls_1 (MW 8): 2*7-8, 2*2-8
-    monkeypatch.setenv("BNN_GOLDEN", str(_golden_file(tmp_path, [1, -1, 1], [6, -4], 3)))
+    good = str(_golden_file(tmp_path / "good", [1, -1, 1], [6, -4], 3))
     model = object()
-    assert verify_steps.step_bnn_check_cppsim(model, cfg) is model
+    assert verify_steps.step_bnn_check_cppsim(model, cfg, good) is model
     assert json.loads((finn_dir / "compare_cppsim.json").read_text())["all_layers_equal"] is True
-    monkeypatch.setenv("BNN_GOLDEN", str(_golden_file(tmp_path, [1, -1, 1], [6, -2], 3)))
+    # as FINN's builder calls it: build.py binds the golden file, the step keeps its name
+    step = build.with_context(verify_steps.step_bnn_check_cppsim, ir_dir="unused", golden=good)
+    assert step.__name__ == "step_bnn_check_cppsim" and step(model, cfg) is model
+    bad = str(_golden_file(tmp_path / "bad", [1, -1, 1], [6, -2], 3))
     with pytest.raises(verify_steps.VerificationMismatch, match="cppsim outputs differ .*stopped after step_apply_folding_config"):
-        verify_steps.step_bnn_check_cppsim(model, cfg)
+        verify_steps.step_bnn_check_cppsim(model, cfg, bad)
     rep = json.loads((finn_dir / "compare_cppsim.json").read_text())
     assert rep["layers"][1]["differing"] == 1 and rep["layers"][0]["differing"] == 0
     msg = cli.failure_message(finn_dir, 255)
     assert msg.startswith("cppsim outputs differ from the golden model (images [0]): the build stopped there")
     # no golden file or no cppsim verification: nothing to check
-    monkeypatch.delenv("BNN_GOLDEN")
     assert verify_steps.step_bnn_check_cppsim(model, cfg) is model
-    assert verify_steps.step_bnn_check_cppsim(model, NS(output_dir=str(finn_dir), verify_steps=[])) is model
+    assert verify_steps.step_bnn_check_cppsim(model, NS(output_dir=str(finn_dir), verify_steps=[]), bad) is model
 
 
 def test_golden_file_round_trip_and_bad_file(tmp_path):
@@ -186,18 +189,16 @@ def test_golden_file_round_trip_and_bad_file(tmp_path):
         load_golden(bad)
 
 
-def test_rtlsim_labels_stop(tmp_path, monkeypatch):
+def test_rtlsim_labels_stop(tmp_path):
     from tests.test_finn_backend import _fake_finn_dir
 
     finn_dir = _fake_finn_dir(tmp_path / "finn", bits=[1], popcounts=[1], label=4)
     src = finn_dir / "verification_output" / "verify_folded_hls_cppsim_0_SUCCESS.npz"
     src.rename(finn_dir / "verification_output" / "verify_stitched_ip_rtlsim_0_SUCCESS.npz")
     cfg = NS(output_dir=str(finn_dir), verify_steps=[NS(name="STITCHED_IP_RTLSIM")])
-    monkeypatch.setenv("BNN_GOLDEN", str(_golden_file(tmp_path, [1], [1], 4)))
-    assert verify_steps.step_bnn_check_rtlsim("m", cfg) == "m"
-    monkeypatch.setenv("BNN_GOLDEN", str(_golden_file(tmp_path, [1], [1], 2)))
+    assert verify_steps.step_bnn_check_rtlsim("m", cfg, str(_golden_file(tmp_path / "a", [1], [1], 4))) == "m"
     with pytest.raises(verify_steps.VerificationMismatch, match="stitched-IP rtlsim labels differ"):
-        verify_steps.step_bnn_check_rtlsim("m", cfg)
+        verify_steps.step_bnn_check_rtlsim("m", cfg, str(_golden_file(tmp_path / "b", [1], [1], 2)))
 
 
 def test_rtlsim_cycles_beside_the_planner(tmp_path, monkeypatch):

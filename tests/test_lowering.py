@@ -117,12 +117,12 @@ def test_peer_networks_lower_bit_exactly(tmp_path, peer, shape):
 
 
 def test_verify_table_on_real_images(tmp_path, capsys):
-    """verify.compare's command line: every stage bit-exact on real training images."""
+    """build_flow.verify_model's command line: every stage bit-exact on real training images."""
     import os
 
     import yaml
 
-    from verify.compare import main as compare_main
+    from build_flow.verify_model import main as compare_main
 
     data = os.environ.get("BNN_DATA", "../shared/datasets/cifar10-jpeg/train.zip")
     if not os.path.exists(data):

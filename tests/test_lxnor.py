@@ -146,7 +146,7 @@ def test_bn_sign_conv_rtl_is_bit_exact_under_backpressure(tmp_path):
     design = generate(graph, plan(graph, 100, fps=5000), tmp_path)
     x = random_pixels(8, seed=8).numpy().astype(np.uint8).transpose(0, 2, 3, 1)
     golden = run_numpy(graph, np.ascontiguousarray(x))
-    res = simulate(design, graph, np.ascontiguousarray(x), in_stall=0.3, out_stall=0.3, seed=9, golden=golden)
+    res = simulate(design, np.ascontiguousarray(x), in_stall=0.3, out_stall=0.3, seed=9, golden=golden)
     assert res.mismatches == 0 and np.array_equal(res.labels, golden["label"].reshape(-1))
 
 

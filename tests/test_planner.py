@@ -7,7 +7,7 @@ import pytest
 
 from build_flow.compile import compile_model
 from build_flow.models import Selected, select_model
-from hw.flow import main as flow_main
+from build_flow.rtl_flow import main as flow_main
 from hw.planner import (GLUE, MAX_SIMD_BITS, Folding, binary_macs, estimate_resources, load_folding, plan,
                         predict_cycles, save_folding, stream_elems, total_luts)
 from hw.stream import elem_width
@@ -150,7 +150,7 @@ def test_estimate_within_15_percent_of_yosys_on_cnv_1w1a(tmp_path):
     assert abs(total_luts(g, folding) / YOSYS_LUT["cnv_1w1a"] - 1) < 0.15
 
 
-# ---------------------------------------------------------------- python -m hw.flow plan (make plan)
+# ---------------------------------------------------------------- python -m build_flow.rtl_flow plan (make plan)
 
 TINY_CONFIG = """name: {name}
 model:
@@ -231,3 +231,22 @@ def test_width_converters_through_a_small_gcd_are_counted_and_planned_around(tmp
     edited = Folding({**folding.layers, first_threshold.name: {"pe": coprime}}, 100)
     slow = predict_cycles(g, edited)
     assert slow[f"{first_threshold.name}_dwc0"] == int(np.prod(g.tensors[first_threshold.inputs[0]].shape))
+
+
+def test_the_folded_ir_carries_the_folding(graph, tmp_path):
+    """After planning, the saved IR holds the folding (every layer's pe/simd, the clock, target and
+    source): what the backends and FINN's folding_config read back, equal to the planner's."""
+    import copy
+
+    from build_flow.ir import load_ir
+    from build_flow.pipeline import save_folded_ir
+    from hw.planner import folding_from_ir
+
+    folding = plan(graph, 100, fps=3000)
+    with pytest.raises(ConfigError, match="this IR carries no folding"):
+        folding_from_ir(graph)
+    save_folded_ir(copy.deepcopy(graph), folding, tmp_path / "ir")
+    back = folding_from_ir(load_ir(tmp_path / "ir"))
+    assert back.layers == folding.layers
+    assert (back.clock_mhz, back.target_fps, back.source) == (100.0, 3000, "planner")
+    assert predict_cycles(load_ir(tmp_path / "ir"), back) == predict_cycles(graph, folding)

@@ -271,7 +271,7 @@ def test_rtl_network_with_post_add_is_bit_exact_under_backpressure(tmp_path):
         assert cycles[th.name] == cycles[add.name]   # both stream the sum at one beat per cycle
     x = np.ascontiguousarray(random_pixels(8, seed=9).numpy().astype(np.uint8).transpose(0, 2, 3, 1))
     golden = run_numpy(graph, x)
-    res = simulate(design, graph, x, in_stall=0.3, out_stall=0.3, seed=5, golden=golden)
+    res = simulate(design, x, in_stall=0.3, out_stall=0.3, seed=5, golden=golden)
     assert res.mismatches == 0
     assert np.array_equal(res.logits, golden["logits"]) and np.array_equal(res.labels, golden["label"].reshape(-1))
     top = (tmp_path / "rtl" / "bnn_top.sv").read_text()

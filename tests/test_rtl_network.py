@@ -12,7 +12,7 @@ import pytest
 
 from build_flow.compile import compile_model
 from build_flow.models import Selected, select_model
-from hw.flow import main as flow_main
+from build_flow.rtl_flow import main as flow_main
 from hw.generate import GenerateError, generate
 from hw.planner import plan
 from hw.rtlsim import simulate
@@ -37,7 +37,7 @@ def test_network_rtl_is_bit_exact_under_backpressure(tmp_path, name, fps):
     design = generate(graph, plan(graph, 100, fps=fps), tmp_path)
     x = images_for(sel.input_shape, 16, seed=4)
     golden = run_numpy(graph, x)
-    res = simulate(design, graph, x, in_stall=0.3, out_stall=0.3, seed=5, golden=golden)
+    res = simulate(design, x, in_stall=0.3, out_stall=0.3, seed=5, golden=golden)
     assert res.mismatches == 0
     assert np.array_equal(res.logits, golden["logits"]) and np.array_equal(res.labels, golden["label"].reshape(-1))
     # under stalls the frame interval can only grow; the planner's figure is the stall-free floor
@@ -51,7 +51,7 @@ def test_network_rtl_is_bit_exact_under_backpressure(tmp_path, name, fps):
         wide = [l for l in graph.layers if l.op == "MatrixVector" and graph.producer(l.inputs[0]).op == "SlidingWindow"
                 and l.simd > graph.tensors[graph.producer(l.inputs[0]).inputs[0]].shape[-1]]
         assert wide and design["dwcs"]
-        free = simulate(design, graph, x[:6], golden={k: v[:6] for k, v in golden.items()})
+        free = simulate(design, x[:6], golden={k: v[:6] for k, v in golden.items()})
         assert abs(free.cycles_per_frame / design["predicted"]["frame_cycles"] - 1) <= 0.05
 
 
@@ -118,6 +118,6 @@ def test_a_width_converter_through_gcd_1_sets_the_frame_interval_the_planner_pre
     assert design["predicted"]["frame_cycles"] == 32 * 32 * 12
     x = images_for(sel.input_shape, 5, seed=1)
     golden = run_numpy(graph, x)
-    free = simulate(design, graph, x, golden=golden)
+    free = simulate(design, x, golden=golden)
     assert free.mismatches == 0
     assert abs(free.cycles_per_frame / design["predicted"]["frame_cycles"] - 1) <= 0.05

@@ -36,7 +36,7 @@ def test_latency_far_beyond_the_old_limit_simulates_bit_exactly(slow_design):
     graph, design = slow_design
     x = images(2, seed=4)
     golden = run_numpy(graph, x)
-    res = simulate(design, graph, x, in_stall=0.3, out_stall=0.3, seed=5, golden=golden)
+    res = simulate(design, x, in_stall=0.3, out_stall=0.3, seed=5, golden=golden)
     assert res.mismatches == 0 and np.array_equal(res.labels, golden["label"].reshape(-1))
     assert res.latency_cycles > 3 * OLD_FIXED_WATCHDOG  # the old harness called this a deadlock
     assert watchdog_cycles(design, 0.3, 0.3) > res.latency_cycles

@@ -1,6 +1,5 @@
-"""Bit-exact comparison of every stage on the same images.
-
-    python -m verify.compare (--ckpt C | --config Y | --peer NAME) [--data D] [--images N] [--seed S]
+"""Bit-exact comparison of every stage on the same images (the command line:
+`python -m build_flow.verify_model`).
 
 PyTorch (Brevitas, eval) -> QONNX (qonnx.core.onnx_exec) -> IR numpy -> IR onnxruntime.
 Each stage is compared with `numpy.array_equal`:
@@ -15,17 +14,12 @@ Prints one table (stage, images, mismatches, max difference, time); exits 1 on a
 """
 from __future__ import annotations
 
-import argparse
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from model.errors import run_cli
 
 
 @dataclass
@@ -179,36 +173,3 @@ def format_table(results: list[StageResult]) -> str:
         rows.append(f"{r.stage:30} {r.images:7d} {r.mismatches:10d} {r.max_diff:10.3g} {r.seconds:8.2f} "
                     f"{r.images / max(r.seconds, 1e-9):8.0f}  {r.note}")
     return "\n".join(rows)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from build_flow.compile import compile_model
-    from build_flow.models import select_model
-
-    ap = argparse.ArgumentParser(prog="python -m verify.compare", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ckpt")
-    ap.add_argument("--config")
-    ap.add_argument("--peer")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", help="real images (cifar-10-batches-py, ImageFolder or zip)")
-    ap.add_argument("--images", type=int, default=64)
-    ap.add_argument("--out", help="keep the QONNX model and IR here (default: a temp folder)")
-    args = ap.parse_args(argv)
-    sel = select_model(args.ckpt, args.config, args.peer, args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(args.out or tmp)
-        t0 = time.perf_counter()
-        qonnx_model, graph = compile_model(sel, out)
-        print(f"{sel.name}: exported and lowered in {time.perf_counter() - t0:.1f} s "
-              f"({len(graph.layers)} IR layers)")
-        images, what = load_images(args.data, sel.input_shape, args.images, args.seed)
-        print(f"images: {what}")
-        results = run_stages(sel.model, qonnx_model, graph, images)
-    print(format_table(results))
-    bad = sum(r.mismatches for r in results)
-    print("bit-exact: every stage agrees on every image" if bad == 0 else f"MISMATCH in {bad} image-stages")
-    return 0 if bad == 0 else 1
-
-
-if __name__ == "__main__":
-    run_cli(main)

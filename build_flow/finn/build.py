@@ -52,22 +52,38 @@ VERIFY = {
 }
 
 
-def _resolve(steps):
-    """'module:function' entries -> callables (FINN's builder takes names of its own steps or callables)."""
+def with_context(step, **context):
+    """FINN calls a step as step(model, cfg) and names it by __name__: a step of this project that takes
+    more (the IR folder, the golden outputs) gets them bound here, under its own name."""
+    import inspect
+
+    wanted = {k: v for k, v in context.items() if k in inspect.signature(step).parameters}
+    if not wanted:
+        return step
+
+    def bound(model, cfg):
+        return step(model, cfg, **wanted)
+    bound.__name__, bound.__doc__ = step.__name__, step.__doc__
+    return bound
+
+
+def _resolve(steps, **context):
+    """'module:function' entries -> callables with `context` bound (FINN's builder takes names of its
+    own steps or callables)."""
     import importlib
 
     out = []
     for s in steps:
         if ":" in s:
             mod, fn = s.split(":")
-            out.append(getattr(importlib.import_module(mod), fn))
+            out.append(with_context(getattr(importlib.import_module(mod), fn), **context))
         else:
             out.append(s)
     return out
 
 
 def make_config(out_dir: str, board_name: str, mode: str, verify: list[str], verify_input: str | None,
-                verify_expected: str | None):
+                verify_expected: str | None, ir_dir: str | None = None, golden: str | None = None):
     import finn.builder.build_dataflow_config as build_cfg
 
     board = get_board(board_name)
@@ -81,7 +97,7 @@ def make_config(out_dir: str, board_name: str, mode: str, verify: list[str], ver
     verify_steps = [getattr(build_cfg.VerificationStepType, v) for k in verify for v in VERIFY[k]]
     kwargs = dict(
         output_dir=out_dir,
-        steps=_resolve(steps),
+        steps=_resolve(steps, ir_dir=ir_dir, golden=golden),
         synth_clk_period_ns=board.clk_ns,
         board=board.name,
         shell_flow_type=getattr(build_cfg.ShellFlowType, board.shell.upper()),
@@ -123,11 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--verify needs --verify-input and --verify-expected")
     from finn.builder.build_dataflow import build_dataflow_cfg
 
-    if args.golden:
-        os.environ["BNN_GOLDEN"] = os.path.abspath(args.golden)
-    os.environ["BNN_IR_DIR"] = os.path.abspath(args.ir or os.path.join(os.path.dirname(args.model), "ir"))
-
-    cfg = make_config(args.out, args.board, args.mode, verify, args.verify_input, args.verify_expected)
+    ir_dir = os.path.abspath(args.ir or os.path.join(os.path.dirname(args.model), "ir"))
+    if not os.path.isfile(os.path.join(ir_dir, "graph.json")):
+        ap.error(f"--ir {ir_dir}: no IR (graph.json) of the model (python -m build_flow.compile writes it "
+                 "beside the QONNX file)")
+    golden = os.path.abspath(args.golden) if args.golden else None
+    cfg = make_config(args.out, args.board, args.mode, verify, args.verify_input, args.verify_expected,
+                      ir_dir=ir_dir, golden=golden)
     return build_dataflow_cfg(args.model, cfg)
 
 

@@ -20,12 +20,12 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from build_flow.options import DEFAULT_FPS, add_model_args, model_args
 from model.errors import FlowError, run_cli
 
 from . import preflight
@@ -49,13 +49,10 @@ def _write(path: Path, text: str) -> None:
 def _args(argv):
     ap = argparse.ArgumentParser(prog="python -m build_flow.finn.cli", description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=("estimate", "bitstream"))
-    ap.add_argument("--ckpt")
-    ap.add_argument("--config")
-    ap.add_argument("--peer")
-    ap.add_argument("--seed", type=int, default=0)
+    add_model_args(ap)
     ap.add_argument("--out", required=True)
     ap.add_argument("--board", default=DEFAULT_BOARD)
-    ap.add_argument("--fps", type=float, help="planner target (default 3000) unless --folding")
+    ap.add_argument("--fps", type=float, help=f"planner target (default {DEFAULT_FPS:g}) unless --folding")
     ap.add_argument("--folding", help="a folding YAML (hw.planner format) instead of planning")
     ap.add_argument("--data", help="images for verification (default: seeded random)")
     ap.add_argument("--images", type=int, default=8)
@@ -81,23 +78,24 @@ def run_preflight(args):
 
 def prepare(args, board, out: Path):
     """Export + IR, folding plan, verification images and golden outputs. Returns (graph, folding, golden)."""
-    from build_flow.compile import compile_model
-    from build_flow.models import select_model
-    from hw.flow import DEFAULT_FPS
-    from hw.planner import plan
+    from build_flow.ir import load_ir
+    from build_flow.pipeline import ModelChoice, compile_stage, save_folded_ir
+    from hw.planner import folding_from_ir, plan
     from verify.compare import load_images
     from verify.golden_numpy import run_numpy
 
     from .folding import ordered_plan, write_json
 
-    sel = select_model(args.ckpt, args.config, args.peer, args.seed)
-    _, graph = compile_model(sel, out / "compile")
+    sel, _, graph = compile_stage(ModelChoice(*model_args(args)), out / "compile")
     folding = preflight.check_folding(graph, args.folding)
     if folding is None:
         folding = plan(graph, board.clock_mhz, fps=args.fps or DEFAULT_FPS)
+    # the folded IR is the one source of the folding: FINN's plan (and so folding_config.json) is read back from it
+    save_folded_ir(graph, folding, out / "compile" / "ir")
+    graph = load_ir(out / "compile" / "ir")
     finn_dir = out / "finn"
     finn_dir.mkdir(parents=True, exist_ok=True)
-    write_json(ordered_plan(graph, folding), finn_dir / "bnn_plan.json")
+    write_json(ordered_plan(graph, folding_from_ir(graph)), finn_dir / "bnn_plan.json")
     images, why = load_images(args.data, sel.input_shape, args.images, args.seed)
     golden = run_numpy(graph, images.transpose(0, 2, 3, 1), return_all=True)
     np.save(out / "verify_input.npy", images.astype(np.float32))
@@ -345,8 +343,7 @@ def rtlsim_vs_planner(finn_dir: Path, graph, folding) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
-    if sum(x is not None for x in (args.ckpt, args.config, args.peer)) != 1:
-        raise preflight.PreflightError("give exactly one of --ckpt, --config, --peer")
+    model_args(args)   # one model, before the slow checks
     board = run_preflight(args)
     out = Path(args.out)
     graph, folding, golden = prepare(args, board, out)

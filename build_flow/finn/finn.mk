@@ -40,7 +40,7 @@ finn-estimate: setup
 # board, checkpoint, folding): one line and exit 2 before any long work
 bitstream: setup
 ifneq ($(filter ulx3s-%,$(BOARD)),)
-	$(PY) -m hw.flow bitstream $(HW_ARGS) --board $(BOARD) $(if $(PLL_MHZ),--pll-mhz $(PLL_MHZ))
+	$(PY) -m build_flow.rtl_flow bitstream $(HW_ARGS) --board $(BOARD) $(if $(PLL_MHZ),--pll-mhz $(PLL_MHZ))
 else
 	$(PY) -c "import sys; from model.errors import run_cli; from build_flow.finn.cli import _args, run_preflight; \
 	run_cli(lambda a: run_preflight(_args(a)) and 0, sys.argv[1:])" bitstream $(FINN_ARGS)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 from onnx import helper
+from qonnx.transformation.base import Transformation
 
 from build_flow.ir import Graph, dtype_range
 
@@ -72,21 +73,23 @@ def post_add_chains(model) -> list[tuple]:
     return found
 
 
-class PostAddChainsToMultiThreshold:
+class PostAddChainsToMultiThreshold(Transformation):
     """Every post-add chain + Quant becomes the MultiThreshold (+ bias and scale) of the IR's exact
     thresholds (module doc). `graph` is the IR of the same export (the quantizers' outputs are found
-    through its probes, by the tag step_bnn_prepare gives each Quant, or by the Quant's own output)."""
+    through its probes, by the tag step_bnn_prepare gives each Quant, or by the Quant's own output).
+    A qonnx Transformation: ``model.transform(PostAddChainsToMultiThreshold(graph))``."""
 
     def __init__(self, graph: Graph):
+        super().__init__()
         self.graph = graph
 
-    def __call__(self, model):
+    def apply(self, model):
         found = post_add_chains(model)
         # the operands' scales first: a replaced quantizer is one operand of the next block's add
         scales = [{_grid_scale(model, i) for i in add.input} for add, _, _ in found]
         for (add, chain, quant), s in zip(found, scales):
             self.replace(model, add, chain, quant, s.pop() if len(s) == 1 else None)
-        return model
+        return model, False   # every chain in one pass; none is left
 
     def replace(self, model, add, chain, quant, s_in: float | None) -> None:
         where = f"Quant '{quant.name}' after the post-add chain {', '.join(n.name for n in chain)}"

@@ -10,13 +10,12 @@
   utilization report copied into OUT/finn/report and checked (vivado_reports.py): negative slack or
   over-utilization stops the build.
 
-The golden outputs come from BNN_GOLDEN (an .npz written by the CLI, compare.save_golden). Each check
-writes its result (JSON, temp file + rename) into FINN's output folder, where the CLI reads it.
+The golden outputs come from the .npz the CLI writes (compare.save_golden), named to build.py by --golden,
+which binds it to these steps (``golden``: its path, or None for no check). Each check writes its result (JSON, temp file + rename) into FINN's output folder, where the CLI reads it.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -42,14 +41,10 @@ def _verifies(cfg, name: str) -> bool:
     return any(getattr(v, "name", str(v)) == name for v in (cfg.verify_steps or []))
 
 
-def _golden():
-    path = os.environ.get("BNN_GOLDEN")
-    return load_golden(path) if path else None
-
-
-def step_bnn_check_cppsim(model, cfg):
-    if not _verifies(cfg, "FOLDED_HLS_CPPSIM") or (spec := _golden()) is None:
+def step_bnn_check_cppsim(model, cfg, golden: str | None = None):
+    if not _verifies(cfg, "FOLDED_HLS_CPPSIM") or not golden:
         return model
+    spec = load_golden(golden)
     rep = compare_spec(cfg.output_dir, "folded_hls_cppsim", spec)
     write_json(rep, Path(cfg.output_dir) / "compare_cppsim.json")
     print(format_report(rep))
@@ -59,9 +54,10 @@ def step_bnn_check_cppsim(model, cfg):
     return model
 
 
-def step_bnn_check_rtlsim(model, cfg):
-    if not _verifies(cfg, "STITCHED_IP_RTLSIM") or (spec := _golden()) is None:
+def step_bnn_check_rtlsim(model, cfg, golden: str | None = None):
+    if not _verifies(cfg, "STITCHED_IP_RTLSIM") or not golden:
         return model
+    spec = load_golden(golden)
     rep = compare_labels(cfg.output_dir, "stitched_ip_rtlsim", spec["label"])
     write_json(rep, Path(cfg.output_dir) / "compare_rtlsim.json")
     print(format_report(rep))

@@ -9,7 +9,6 @@ naming the file.
 """
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
