@@ -1,6 +1,6 @@
 """The flow's stages, from a model to hardware, as typed functions: the one place where the
-packages meet. Every command line (`python -m build_flow.rtl_flow`, the FINN build, the demo, the
-make targets through them) calls these; `hw/` and `verify/` only read the IR they are handed.
+packages meet. Every command line (`python -m build_flow.rtl_flow`, `build_flow.verify_model`,
+`build_flow.finn.cli`, the demo, the make targets through them) calls these; `hw/` and `verify/` only read the IR they are handed.
 
     compile  model -> QONNX (OUT/model.onnx) -> integer IR (OUT/ir)          compile_stage
     plan     IR -> folding (planned, or a folding file) -> OUT/folding.yaml   plan_stage
@@ -11,6 +11,7 @@ make targets through them) calls these; `hw/` and `verify/` only read the IR the
     pnr      Yosys synth_ecp5 + nextpnr-ecp5 (OUT/pnr.json)                    pnr_stage
     bitstream the board top, PLL, ecppack (OUT/bitstream/)                     bitstream_stage
     compare  PyTorch = QONNX = IR numpy = IR onnxruntime                       compare_stage
+    finn     the FINN build (folded IR -> bnn_plan.json -> FINN; cppsim/rtlsim checks) finn_stage
     screen   many models -> IR -> plan -> one estimate row each (make plan)   screen_stage
 
 A stage prints one line of what it did and writes its result beside the design, stamped with the
@@ -232,6 +233,38 @@ def compare_stage(sel, qonnx_model, graph, images: np.ndarray, chunk: int | None
 
     kw = {"chunk": chunk} if chunk else {}
     return run_stages(sel.model, qonnx_model, graph, images, progress=progress, **kw)
+
+
+# ---------------------------------------------------------------- FINN
+
+@dataclass(frozen=True)
+class FinnRequest:
+    """One FINN build (build_flow/finn/cli.py: the FINN backend's steps): `command` estimate (Python
+    steps + cppsim) or bitstream (Vivado), the model, the board, the folding (planned for `fps` at the
+    board's clock, or a folding file), the verification images and where FINN runs (a local venv, or
+    the docker image)."""
+    command: str
+    out: str
+    ckpt: str | None = None
+    config: str | None = None
+    peer: str | None = None
+    seed: int = 0
+    board: str = "Pynq-Z2"
+    fps: float | None = None
+    folding: str | None = None
+    data: str | None = None
+    images: int = 8
+    verify: str = "cppsim"
+    finn_venv: str | None = None
+    image: str | None = None
+
+
+def finn_stage(req: FinnRequest) -> int:
+    """The FINN build: preflight, export and the folded IR, golden outputs, FINN's build in its own
+    environment, and its outputs checked against the golden model (build_flow/finn/cli.py)."""
+    from .finn import cli
+
+    return cli.build(req)
 
 
 # ---------------------------------------------------------------- screening (make plan)

@@ -342,16 +342,24 @@ def rtlsim_vs_planner(finn_dir: Path, graph, folding) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from build_flow.pipeline import FinnRequest, finn_stage
+
     args = _args(argv)
-    model_args(args)   # one model, before the slow checks
-    board = run_preflight(args)
-    out = Path(args.out)
-    graph, folding, golden = prepare(args, board, out)
-    wall = run_finn(args, out)
-    print(f"FINN {args.command} build: {wall:.0f} s")
+    return finn_stage(FinnRequest(**vars(args)))
+
+
+def build(req) -> int:
+    """The FINN build of `req` (build_flow.pipeline.FinnRequest): preflight, the model and its folded
+    IR, images and golden outputs, FINN's build, then its outputs checked against the golden model."""
+    model_args(req)   # one model, before the slow checks
+    board = run_preflight(req)
+    out = Path(req.out)
+    graph, folding, golden = prepare(req, board, out)
+    wall = run_finn(req, out)
+    print(f"FINN {req.command} build: {wall:.0f} s")
     finn_dir = out / "finn"
     summary = {"board": board.name, "finn_wall_s": round(wall, 1)}
-    if "cppsim" in args.verify.split(","):
+    if "cppsim" in req.verify.split(","):
         from .compare import compare_step, format_report
 
         rep = compare_step(finn_dir, "folded_hls_cppsim", graph, golden)
@@ -364,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     text = estimates(graph, folding, finn_dir)
     _write(finn_dir / "estimates.md", text)
     print(text)
-    if args.command == "bitstream":
-        if "rtlsim" in args.verify.split(","):
+    if req.command == "bitstream":
+        if "rtlsim" in req.verify.split(","):
             from .compare import compare_labels, format_report
 
             rep = compare_labels(finn_dir, "stitched_ip_rtlsim", golden[graph.outputs["label"]].reshape(-1))
@@ -391,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
             raise FinnBuildError("; ".join(tf["problems"]) + f" (Vivado's reports: {finn_dir}/report)")
         print(f"collected under {collect(out, board.name)}, deploy package {out / 'deploy'} (make deploy PYNQ_IP=…)")
     return 0
+
+
 
 
 if __name__ == "__main__":
