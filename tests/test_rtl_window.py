@@ -16,6 +16,7 @@ import pytest
 
 from build_flow.ir import Layer
 from hw import swg_model
+from hw.generate import RTL_DEPENDS
 from hw.sim import Port, build, cache_dir
 from hw.stream import pack_beats, unpack_beats
 from verify import golden_numpy
@@ -73,7 +74,7 @@ def _multi_build(module: str, cases: dict[str, dict], in_w: dict[str, int], out_
         tmp.write_text(text)
         os.replace(tmp, src)
     names = list(cases)
-    return build(top, [src, RTL / f"{module}.sv"], {},
+    return build(top, [src, RTL / f"{module}.sv", *(RTL / f"{d}.sv" for d in RTL_DEPENDS.get(module, ()))], {},
                  [Port(f"s{i}_axis", in_w[n]) for i, n in enumerate(names)],
                  [Port(f"m{i}_axis", out_w[n]) for i, n in enumerate(names)])
 
@@ -360,7 +361,8 @@ def _case_params():
 def test_lint_every_case():
     for module, name, params in _case_params():
         cmd = ["verilator", "--lint-only", "-Wall", "--top-module", module,
-               *(f"-G{k}={v}" for k, v in params.items()), str(RTL / f"{module}.sv")]
+               *(f"-G{k}={v}" for k, v in params.items()), str(RTL / f"{module}.sv"),
+               *(str(RTL / f"{d}.sv") for d in RTL_DEPENDS.get(module, ()))]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 0, f"{module} {name}:\n{proc.stderr[-2000:]}"
 
@@ -380,14 +382,18 @@ BAD_PARAMS = [
     ("bnn_concat", {"E": 2, "C0": 3, "C1": 4}),       # C0 not a multiple of E
     ("bnn_dwc", {"IN_E": 4, "OUT_E": 6}),             # neither divides the other
     ("bnn_fork", {"N": 1}),
+    ("bnn_rmw", {"WORDS": 8, "AW": 2}),               # 8 words need 3 address bits
+    ("bnn_rmw", {"WORDS": 0}),
 ]
 
 
-@pytest.mark.parametrize("module,params", BAD_PARAMS + [("bnn_swg", {}), ("bnn_label_select", {"C": 8, "OUT_W": 3})])
+@pytest.mark.parametrize("module,params", BAD_PARAMS + [("bnn_swg", {}), ("bnn_label_select", {"C": 8, "OUT_W": 3}),
+                                                        ("bnn_pool", {}), ("bnn_rmw", {"WORDS": 8, "AW": 3})])
 def test_unsupported_params_are_refused(module, params):
     chparam = f"chparam {' '.join(f'-set {k} {v}' for k, v in params.items())} {module}; " if params else ""
-    proc = subprocess.run(["yosys", "-q", "-p", f"read_verilog -sv {RTL / f'{module}.sv'}; {chparam}"
-                           f"hierarchy -check -top {module}"], capture_output=True, text=True)
+    reads = "".join(f"read_verilog -sv {RTL / f'{m}.sv'}; " for m in (module, *RTL_DEPENDS.get(module, ())))
+    proc = subprocess.run(["yosys", "-q", "-p", f"{reads}{chparam}hierarchy -check -top {module}"],
+                          capture_output=True, text=True)
     if (module, params) in BAD_PARAMS:
         assert proc.returncode != 0 and f"{module}: need" in proc.stdout + proc.stderr, proc.stderr
     else:

@@ -269,30 +269,30 @@ module bnn_mvtu #(
     logic [CW-1:0]    c1, cp;
     assign c1 = {v1, first1, last1, nf1};
     generate
-        if (MEM_REG == 2) begin : g_memreg
-            // first register: every bank's read data (next to its block RAM); second: after the mux
+        if (MEM_REG != 0) begin : g_memreg
+            // MEM_REG 2: a first register behind every bank's read data (next to its RAM), the bank
+            // mux after it; then the operand register
             logic [IW-1:0]    xq, xr;
             logic [NB*WW-1:0] wq;
             logic [NBW-1:0]   bq;
             logic [WW-1:0]    wr;
+            if (MEM_REG == 2) begin : g_bankreg
+                always_ff @(posedge clk) begin
+                    if (adv) begin
+                        xq <= x1;
+                        wq <= wb1;
+                        bq <= bsel1;
+                    end
+                end
+            end else begin : g_nobankreg
+                assign xq = x1;
+                assign wq = wb1;
+                assign bq = bsel1;
+            end
             always_ff @(posedge clk) begin
                 if (adv) begin
-                    xq <= x1;
-                    wq <= wb1;
-                    bq <= bsel1;
                     xr <= xq;
                     wr <= wq[bq*WW +: WW];
-                end
-            end
-            assign xp = xr;
-            assign wp = wr;
-        end else if (MEM_REG == 1) begin : g_memreg
-            logic [IW-1:0] xr;
-            logic [WW-1:0] wr;
-            always_ff @(posedge clk) begin
-                if (adv) begin
-                    xr <= x1;
-                    wr <= wb1;
                 end
             end
             assign xp = xr;

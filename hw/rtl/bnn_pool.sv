@@ -16,10 +16,10 @@
 //
 // Buffer: one output row of partial results, WO*CB words of E*OUT_EW bits (memory with a
 // registered read port: LUTRAM/BRAM). Every beat does a read-modify-write of its window's
-// partial result: read when accepted, the read data registered once more (so that the combine
-// starts at a flip-flop, not at a block RAM's clock-to-out), combined and written back two cycles
-// after the read; the two writes still in flight at the read are forwarded. The last beat of a
-// window goes to a 4-entry output FIFO instead. Timing: one input beat per cycle (H*W*CB cycles
+// partial result through bnn_rmw: read when accepted, the read data registered once more (so that
+// the combine starts at a flip-flop, not at a block RAM's clock-to-out), combined and written back
+// two cycles after the read, the two writes still in flight forwarded. The last beat of a window
+// goes to a 4-entry output FIFO instead. Timing: one input beat per cycle (H*W*CB cycles
 // per frame); a result leaves 3 cycles after the last beat of its window. s_axis_tready depends
 // on registers only (it drops when the output FIFO may fill).
 module bnn_pool #(
@@ -51,7 +51,6 @@ module bnn_pool #(
     localparam int MAXV = ((H > W) ? H : W) + K + 1;
     localparam int NW = $clog2(MAXV + 1);
     localparam int CBW = (CB > 1) ? $clog2(CB) : 1;
-    localparam int ODEPTH = 4;
 
     localparam logic [NW-1:0] N_K1 = NW'(K - 1);
     localparam logic [NW-1:0] N_H1 = NW'(H - 1);
@@ -77,43 +76,20 @@ module bnn_pool #(
         widen = (MODE == 3) ? (v[0] ? OUT_EW'(1) : '1) : OUT_EW'(t);   // mode 3: +1 / -1
     endfunction
 
-    // ---------------------------------------------------------------- partial results
-    logic [DW-1:0] mem [0:WORDS-1];
-    logic [DW-1:0] rd_data;
-    logic [AW-1:0] a_addr;
-    logic rd_en, wr_en;
-    logic [DW-1:0] result;
-
-    // stage B: the beat accepted in the previous cycle (its read data arriving); stage C: the one
-    // before (read data registered, combined and written back)
-    logic b_v, b_first, b_last, c_v, c_first, c_last;
-    logic [AW-1:0] b_addr, c_addr;
-    logic [E*IN_EW-1:0] b_x, c_x;
-    logic [DW-1:0] c_rd;
-    // the writes at the last two clock edges: the one before the last coincides with stage C's
-    // read (a read during a write returns the old word), the last one came after it
-    logic wb1_v, wb2_v;
-    logic [AW-1:0] wb1_addr, wb2_addr;
-    logic [DW-1:0] wb1_data, wb2_data;
-
-    always_ff @(posedge clk) begin
-        if (wr_en) mem[c_addr] <= result;
-        if (rd_en) rd_data <= mem[a_addr];
-    end
-
     // ---------------------------------------------------------------- input position
     logic [NW-1:0] h, w, ky, kx, oh, ow;
     logic [CBW-1:0] cb;
-    logic accept, keep, first, last;
-    logic [2:0] fcount;
+    logic [AW-1:0] a_addr;
+    logic accept, keep, first, last, room, c_first;
+    logic [E*IN_EW-1:0] c_x;
+    logic [DW-1:0] old, result;
 
-    assign s_axis_tready = (4'(fcount) + 4'(b_v && b_last) + 4'(c_v && c_last)) < 4'(ODEPTH);
+    assign s_axis_tready = room;
     assign accept = s_axis_tvalid && s_axis_tready;
     assign keep = (oh < N_HO) && (ow < N_WO);
     assign first = (ky == '0) && (kx == '0);
     assign last = (ky == N_K1) && (kx == N_K1);
     assign a_addr = AW'(ow) * A_CB + AW'(cb);
-    assign rd_en = accept && keep && !first;
 
     always_ff @(posedge clk) begin
         if (accept) begin
@@ -140,23 +116,6 @@ module bnn_pool #(
                 end
             end
         end
-        b_v <= accept && keep;
-        b_first <= first;
-        b_last <= last;
-        b_addr <= a_addr;
-        b_x <= s_axis_tdata;
-        c_v <= b_v;
-        c_first <= b_first;
-        c_last <= b_last;
-        c_addr <= b_addr;
-        c_x <= b_x;
-        c_rd <= rd_data;
-        wb1_v <= wr_en;
-        wb1_addr <= c_addr;
-        wb1_data <= result;
-        wb2_v <= wb1_v;
-        wb2_addr <= wb1_addr;
-        wb2_data <= wb1_data;
         if (rst) begin
             cb <= '0;
             w <= '0;
@@ -165,19 +124,17 @@ module bnn_pool #(
             h <= '0;
             ky <= '0;
             oh <= '0;
-            b_v <= 1'b0;
-            c_v <= 1'b0;
-            wb1_v <= 1'b0;
-            wb2_v <= 1'b0;
         end
     end
 
+    // ---------------------------------------------------------------- partial results (bnn_rmw.sv)
+    bnn_rmw #(.WORDS(WORDS), .DW(DW), .XW(E*IN_EW), .AW(AW)) u_rmw (
+        .clk(clk), .rst(rst), .a_v(accept && keep), .a_first(first), .a_last(last), .a_addr(a_addr),
+        .a_x(s_axis_tdata), .room(room), .c_first(c_first), .c_x(c_x), .old(old), .result(result),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));
+
     // ---------------------------------------------------------------- combine
-    logic [DW-1:0] old;
     always_comb begin
-        if (wb1_v && wb1_addr == c_addr) old = wb1_data;
-        else if (wb2_v && wb2_addr == c_addr) old = wb2_data;
-        else old = c_rd;
         for (int i = 0; i < E; i++) begin : elem
             logic [OUT_EW-1:0] x, o;
             x = widen(c_x[i*IN_EW +: IN_EW]);
@@ -188,32 +145,6 @@ module bnn_pool #(
                 result[i*OUT_EW +: OUT_EW] = ($signed(x) > $signed(o)) ? x : o;
             else if (MODE == 0) result[i*OUT_EW +: OUT_EW] = (x > o) ? x : o;
             else result[i*OUT_EW +: OUT_EW] = o + x;
-        end
-    end
-    assign wr_en = c_v && !c_last;
-
-    // ---------------------------------------------------------------- output FIFO
-    logic [DW-1:0] fifo [0:ODEPTH-1];
-    logic [1:0] fw, fr;
-    logic push, pop;
-
-    assign push = c_v && c_last;
-    assign m_axis_tvalid = fcount != '0;
-    assign m_axis_tdata = fifo[fr];
-    assign pop = m_axis_tvalid && m_axis_tready;
-
-    always_ff @(posedge clk) begin
-        if (push) begin
-            fifo[fw] <= result;
-            fw <= fw + 1'b1;
-        end
-        if (pop) fr <= fr + 1'b1;
-        if (push && !pop) fcount <= fcount + 1'b1;
-        else if (pop && !push) fcount <= fcount - 1'b1;
-        if (rst) begin
-            fw <= '0;
-            fr <= '0;
-            fcount <= '0;
         end
     end
 endmodule
