@@ -134,7 +134,11 @@ def _wasm_sources(sources: list[str], work: Path) -> list[str]:
 def _run(cmd: list[str], log: Path, cwd: Path, timeout: int) -> float:
     t0 = time.perf_counter()
     with open(log, "w") as f:
-        proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+        try:
+            proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise PnrError(f"{Path(cmd[0]).name} did not finish within {timeout} s (a congested design can keep "
+                           f"nextpnr's router going; log: {log})") from None
     if proc.returncode != 0:
         tail = [l for l in log.read_text(errors="replace").splitlines() if "ERROR" in l][-3:]
         raise PnrError(f"{Path(cmd[0]).name} failed (log: {log}): {' '.join(tail)[:400]}")

@@ -95,3 +95,14 @@ def test_parser_on_saved_pipelined_log():
     (crit,) = s["critical"].values()
     assert crit["source"] == "u_Quant_9_in1_fifo26.mem.0.1.DOB1"
     assert crit["sink"].startswith("u_Quant_9.m_axis_tdata") and crit["delay_ns"] == 15.27
+
+
+def test_a_tool_that_runs_too_long_is_one_error_line(tmp_path):
+    """A timeout (nextpnr routing a congested design for hours) is a PnrError naming the tool and its
+    log, not a traceback."""
+    import sys
+
+    from hw.pnr import PnrError, _run
+
+    with pytest.raises(PnrError, match=r"python\S* did not finish within 1 s .*log: .*slow.log"):
+        _run([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "slow.log", tmp_path, 1)
