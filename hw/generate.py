@@ -32,8 +32,10 @@ from .planner import (Folding, fifo_in_bram, apply_folding, estimate_resources, 
 from .stream import elem_width, is_signed
 
 RTL_DIR = Path(__file__).parent / "rtl"
-RTL_DEPENDS = {"bnn_mvtu": ("bnn_thres_step",), "bnn_threshold": ("bnn_thres_step",), "bnn_pool": ("bnn_rmw",),
-               "bnn_global_sumpool": ("bnn_rmw",)}  # submodules a module instantiates
+# every submodule a module instantiates, nested ones included
+RTL_DEPENDS = {"bnn_mvtu": ("bnn_thres_step",), "bnn_threshold": ("bnn_thres_step",),
+               "bnn_pool": ("bnn_rmw", "bnn_out_fifo"), "bnn_global_sumpool": ("bnn_rmw", "bnn_out_fifo"),
+               "bnn_rmw": ("bnn_out_fifo",), "bnn_swg": ("bnn_out_fifo",)}
 TOP = "bnn_top"
 # beats every branch FIFO gets beyond its computed need: the need bounds deadlock, not throttling.
 # When every layer runs at the frame interval (a balanced plan), small branch FIFOs throttle the

@@ -45,25 +45,21 @@ from pathlib import Path
 import numpy as np
 
 from build_flow.ir import dtype_range
+from hw import bram  # block-RAM shapes: slices and banks
 from hw.stream import elem_width, is_signed
 
 __all__ = ["signed_width", "acc_width", "acc_bound", "threshold_width", "clip_thresholds", "expand_rows",
            "weight_words", "threshold_words", "direction_words", "write_mem", "write_weight_mem",
            "write_threshold_mem", "write_direction_mem", "search_levels", "use_search", "activation_stages",
            "search_threshold_words", "write_search_threshold_mems", "mvtu_params", "threshold_params",
-           "bram_words", "weight_in_bram", "weight_bank", "weight_bank_files"]
+           "weight_rom", "weight_in_bram", "weight_layout", "weight_banks", "weight_bank_files"]
 
 
-# ---------------------------------------------------------------- weight banks
+# ---------------------------------------------------------------- weight banks and slices
 
-# Words of one block RAM (ECP5 DP16KD, and xc7 RAMB18 alike) at its narrowest port width that holds
-# a word of `width` bits; a wider word takes several RAMs side by side at the 36-bit width.
-_BRAM_PORTS = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
-
-
-def bram_words(width: int) -> int:
-    """Depth of one block RAM at the port width Yosys uses for `width`-bit words."""
-    return next((d for w, d in _BRAM_PORTS if width <= w), 512)
+def weight_rom(mh: int, mw: int, pe: int, simd: int) -> tuple[int, int]:
+    """(depth, width) of bnn_mvtu's weight ROM for an MH x MW matrix at PE x SIMD: NF*SF words of PE*SIMD bits."""
+    return mh // pe * (mw // simd), pe * simd
 
 
 def weight_in_bram(depth: int, width: int) -> bool:
@@ -71,23 +67,40 @@ def weight_in_bram(depth: int, width: int) -> bool:
     return depth >= 128 and depth * width >= 16384
 
 
-def weight_bank(depth: int, width: int) -> int:
-    """bnn_mvtu's WBANK for a depth x width weight ROM: one block RAM's depth when the ROM is in
-    block RAM and deeper than that (the RAMs would be stacked in depth, their clock-to-out, the
-    route across them and the depth mux in one cycle), else 0 (one memory)."""
-    bank = bram_words(width)
-    return bank if weight_in_bram(depth, width) and depth > bank else 0
+def weight_layout(depth: int, width: int) -> tuple[int, int]:
+    """bnn_mvtu's (WBANK, WSLICE) for a depth x width weight ROM: a block-RAM ROM deeper than one
+    RAM at its widest port is width-sliced and, where that takes fewer RAMs or it is deeper than
+    16,384 words, split into banks (hw/bram.py); else (0, 0), one memory."""
+    if not weight_in_bram(depth, width) or depth < bram.SLICE_FROM:
+        return 0, 0
+    return bram.rom_banks(depth, width), 1
 
 
-def weight_bank_files(prefix: str | Path, words: list[int], width: int, bank: int) -> str:
-    """Write the bank files ``<prefix><b:03d>.mem`` of bnn_mvtu with WBANK = `bank` and return
-    WEIGHT_FILE (the absolute prefix)."""
+def weight_banks(depth: int, width: int) -> int:
+    """Banks of bnn_mvtu's weight ROM as `weight_layout` builds it (1: one memory)."""
+    bank = weight_layout(depth, width)[0]
+    return -(-depth // bank) if bank else 1
+
+
+def weight_bank_files(prefix: str | Path, words: list[int], width: int, bank: int, sliced: bool = False) -> str:
+    """Write bnn_mvtu's weight files for WBANK = `bank` (0: one bank) and WSLICE = `sliced`: the bank
+    files ``<prefix><b:03d>.mem``, or with slices ``<prefix><b:03d>_<k:03d>.mem`` (bank b, slice k
+    = bits [lo +: n] of `hw.bram.slices`); returns WEIGHT_FILE (the absolute prefix)."""
+    bank = bank or len(words)
     n = -(-len(words) // bank)
     if n > 1000:
         raise ValueError(f"{n} weight banks: the RTL names the bank files by three decimal digits (at most 1000)")
     prefix = str(Path(prefix).parent.resolve() / Path(prefix).name)
     for b in range(n):
-        write_mem(f"{prefix}{b:03d}.mem", words[b * bank:(b + 1) * bank], width)
+        part = words[b * bank:(b + 1) * bank]
+        if not sliced:
+            write_mem(f"{prefix}{b:03d}.mem", part, width)
+            continue
+        cuts = bram.slices(len(part), width)
+        if len(cuts) > 1000:
+            raise ValueError(f"{len(cuts)} weight slices: the RTL names the slice files by three decimal digits")
+        for k, (lo, bits) in enumerate(cuts):
+            write_mem(f"{prefix}{b:03d}_{k:03d}.mem", [(w >> lo) & ((1 << bits) - 1) for w in part], bits)
     return prefix
 
 
@@ -306,7 +319,7 @@ def _thres_file(mem_dir: Path, name: str, t, channels: int, pe: int, t_w: int, s
 
 def mvtu_params(mem_dir: str | Path, name: str, weights, in_dtype: str, out_dtype: str, pe: int, simd: int,
                 thresholds=None, direction=None, y_min: int | None = None, search: bool | None = None,
-                wbank: int = 0) -> dict:
+                wbank: int = 0, wslice: int = 0) -> dict:
     """Write the memory files of one MatrixVector layer into `mem_dir` (``<name>_w.mem``,
     ``<name>_t.mem``, ``<name>_d.mem``; in binary-search mode ``<name>_ts0.mem`` … instead of
     ``<name>_t.mem``) and return bnn_mvtu's parameters (absolute file paths).
@@ -318,7 +331,8 @@ def mvtu_params(mem_dir: str | Path, name: str, weights, in_dtype: str, out_dtyp
     ± 1 (clip_thresholds), which keeps T_W near ACC_W without changing any output. `search`
     chooses THRES_SEARCH (use_search: None = binary search when L >= 15 and L + 1 is a power of two).
     `wbank` > 0 splits the weights into bank files ``<name>_w<b:03d>.mem`` (bnn_mvtu's WBANK; set
-    MEM_REG = 2 beside it) instead of ``<name>_w.mem``.
+    MEM_REG = 2 beside it) instead of ``<name>_w.mem``; `wslice` 1 splits every bank in width,
+    ``<name>_w<b:03d>_<k:03d>.mem`` (WSLICE; `weight_layout` gives both).
     """
     mem_dir = Path(mem_dir)
     w = np.asarray(weights)
@@ -329,9 +343,10 @@ def mvtu_params(mem_dir: str | Path, name: str, weights, in_dtype: str, out_dtyp
     acc_w = acc_width(mw, lo, hi)
     params = {"MW": mw, "MH": mh, "SIMD": simd, "PE": pe, "IN_EW": elem_width(in_dtype),
               "IN_SIGNED": int(is_signed(in_dtype)), "IN_BIPOLAR": int(in_bipolar),
-              "WBANK": wbank}
-    if wbank:
-        params["WEIGHT_FILE"] = weight_bank_files(mem_dir / f"{name}_w", weight_words(w, pe, simd), pe * simd, wbank)
+              "WBANK": wbank, "WSLICE": wslice}
+    if wbank or wslice:
+        params["WEIGHT_FILE"] = weight_bank_files(mem_dir / f"{name}_w", weight_words(w, pe, simd), pe * simd,
+                                                  wbank, bool(wslice))
     else:
         params["WEIGHT_FILE"] = str(write_weight_mem(mem_dir / f"{name}_w.mem", w, pe, simd).resolve())
     if thresholds is None:

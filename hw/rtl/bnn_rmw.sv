@@ -43,7 +43,7 @@ module bnn_rmw #(
 
     logic [DW-1:0] mem [0:WORDS-1];
     logic [DW-1:0] rd_data;
-    logic rd_en, wr_en, push, pop;
+    logic rd_en, wr_en, push;
     logic [2:0] fcount;
 
     // stage B: the beat accepted in the previous cycle (its read data arriving); stage C: the one
@@ -101,25 +101,7 @@ module bnn_rmw #(
     end
 
     // ---------------------------------------------------------------- output FIFO
-    logic [DW-1:0] fifo [0:ODEPTH-1];
-    logic [1:0] fw, fr;
-
-    assign m_axis_tvalid = fcount != '0;
-    assign m_axis_tdata = fifo[fr];
-    assign pop = m_axis_tvalid && m_axis_tready;
-
-    always_ff @(posedge clk) begin
-        if (push) begin
-            fifo[fw] <= result;
-            fw <= fw + 1'b1;
-        end
-        if (pop) fr <= fr + 1'b1;
-        if (push && !pop) fcount <= fcount + 1'b1;
-        else if (pop && !push) fcount <= fcount - 1'b1;
-        if (rst) begin
-            fw <= '0;
-            fr <= '0;
-            fcount <= '0;
-        end
-    end
+    bnn_out_fifo #(.W(DW), .DEPTH(ODEPTH)) u_out (
+        .clk(clk), .rst(rst), .wr(push), .wdata(result), .count(fcount),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));
 endmodule

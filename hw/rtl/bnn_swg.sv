@@ -78,9 +78,7 @@ module bnn_swg #(
     localparam int XW = (W > 1) ? $clog2(W) : 1;
     localparam int WCW = (WC > 1) ? $clog2(WC) : 1;
     localparam int ODEPTH = 4 + READ_REGS;          // output FIFO entries
-    localparam int OW = $clog2(ODEPTH);
     localparam int FCW = $clog2(ODEPTH + 1);
-    localparam logic [OW-1:0] O_LAST = OW'(ODEPTH - 1);
 
     localparam logic [NW-1:0] N_PAD = NW'(PAD);
     localparam logic [NW-1:0] N_S = NW'(S);
@@ -312,26 +310,7 @@ module bnn_swg #(
     end
 
     // ---------------------------------------------------------------- output FIFO
-    logic [DW-1:0] fifo [0:ODEPTH-1];
-    logic [OW-1:0] fw, fr;
-    logic pop;
-
-    assign m_axis_tvalid = fcount != '0;
-    assign m_axis_tdata = fifo[fr];
-    assign pop = m_axis_tvalid && m_axis_tready;
-
-    always_ff @(posedge clk) begin
-        if (fifo_wr) begin
-            fifo[fw] <= q_data;
-            fw <= (fw == O_LAST) ? '0 : fw + 1'b1;
-        end
-        if (pop) fr <= (fr == O_LAST) ? '0 : fr + 1'b1;
-        if (fifo_wr && !pop) fcount <= fcount + 1'b1;
-        else if (pop && !fifo_wr) fcount <= fcount - 1'b1;
-        if (rst) begin
-            fw <= '0;
-            fr <= '0;
-            fcount <= '0;
-        end
-    end
+    bnn_out_fifo #(.W(DW), .DEPTH(ODEPTH)) u_out (
+        .clk(clk), .rst(rst), .wr(fifo_wr), .wdata(q_data), .count(fcount),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));
 endmodule
