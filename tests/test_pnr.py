@@ -65,23 +65,29 @@ def test_pnr_of_a_pipelined_matrix_unit(tmp_path):
                                   rng.integers(-20, 20, size=(8, 1)), np.ones(8, np.int8))
     params["MEM_REG"], params["TREE_LEVELS"] = mvtu_pipeline(64, 1, 100.0)
     params["WEIGHT_BRAM"] = 1  # the weights in a block RAM: its clock-to-out starts the tree
+    netlist = _synth_mvtu(tmp_path, params, 64)
+    rep, _ = nextpnr(netlist, tmp_path, 100.0, device="25k")
+    s = summarize(rep, DEVICES["25k"], 100.0)
+    assert s["fmax_mhz"] is not None and s["used"]["dp16kd"] >= 1
+    assert s["timing_met"], s["critical"]
+
+
+def _synth_mvtu(tmp_path: Path, params: dict, in_bits: int) -> Path:
+    """Yosys synth_ecp5 of one bnn_mvtu (PE = 2 bipolar outputs, `in_bits` input bits) behind a
+    top that sets its parameters; returns the JSON netlist."""
     # memory files relative to the tools' working directory (OUT/pnr): the WebAssembly tools do not
     # see absolute paths under /tmp
-    params = {k: os.path.relpath(v, tmp_path / "pnr") if isinstance(v, str) and v.endswith(".mem") else v
-              for k, v in params.items()}
+    params = {k: os.path.relpath(v, tmp_path / "pnr") if k.endswith("_FILE") and v else v for k, v in params.items()}
     top = tmp_path / "top.sv"
     plist = ", ".join(f'.{k}("{v}")' if isinstance(v, str) else f".{k}({int(v)})" for k, v in params.items())
-    top.write_text(f"""module top(input logic clk, input logic rst, input logic [63:0] s_axis_tdata,
+    top.write_text(f"""module top(input logic clk, input logic rst, input logic [{in_bits - 1}:0] s_axis_tdata,
     input logic s_axis_tvalid, output logic s_axis_tready, output logic [1:0] m_axis_tdata,
     output logic m_axis_tvalid, input logic m_axis_tready);
     bnn_mvtu #({plist}) u (.*);
 endmodule
 """)
     netlist, _ = synth_ecp5([str(RTL / "bnn_thres_step.sv"), str(RTL / "bnn_mvtu.sv"), str(top)], "top", tmp_path)
-    rep, _ = nextpnr(netlist, tmp_path, 100.0, device="25k")
-    s = summarize(rep, DEVICES["25k"], 100.0)
-    assert s["fmax_mhz"] is not None and s["used"]["dp16kd"] >= 1
-    assert s["timing_met"], s["critical"]
+    return netlist
 
 
 def test_parser_on_saved_pipelined_log():
@@ -141,18 +147,7 @@ def test_sliced_weight_banks_are_one_ram_deep_on_ecp5(tmp_path):
     params = mvtu_mem.mvtu_params(tmp_path, "mv", w, "BIPOLAR", "BIPOLAR", 2, 8,
                                   rng.integers(-20, 20, size=(64, 1)), np.ones(64, np.int8), wbank=4096, wslice=1)
     params.update(MEM_REG=2, TREE_LEVELS=0)
-    # the bank files relative to the tools' working directory (OUT/pnr): the WebAssembly tools do
-    # not see absolute paths under /tmp
-    params = {k: os.path.relpath(v, tmp_path / "pnr") if k.endswith("_FILE") else v for k, v in params.items()}
-    top = tmp_path / "top.sv"
-    plist = ", ".join(f'.{k}("{v}")' if isinstance(v, str) else f".{k}({int(v)})" for k, v in params.items())
-    top.write_text(f"""module top(input logic clk, input logic rst, input logic [7:0] s_axis_tdata,
-    input logic s_axis_tvalid, output logic s_axis_tready, output logic [1:0] m_axis_tdata,
-    output logic m_axis_tvalid, input logic m_axis_tready);
-    bnn_mvtu #({plist}) u (.*);
-endmodule
-""")
-    netlist, _ = synth_ecp5([str(RTL / "bnn_thres_step.sv"), str(RTL / "bnn_mvtu.sv"), str(top)], "top", tmp_path)
+    netlist = _synth_mvtu(tmp_path, params, 8)
     widths = _dp16kd_widths(netlist)
     assert len(widths) == bram.banked_rams(5120, 16, 4096) == 5, widths
     assert sorted(a for a, _ in widths) == [4, 4, 4, 4, 18], widths   # port A reads the ROM
