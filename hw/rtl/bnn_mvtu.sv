@@ -222,6 +222,9 @@ module bnn_mvtu #(
     /* verilator lint_off UNUSEDSIGNAL */  // read by the MEM_REG = 2 registers only
     logic [NBW-1:0]   bsel1;        // the bank the step reads
     /* verilator lint_on UNUSEDSIGNAL */
+    // the weight reads are enabled by `adv` (a register's inverse), not by `step`: a read in a bubble
+    // (adv without step) is harmless, its v1 is 0, and the issue logic stays off the enable of every
+    // weight RAM (CNV_1W1A's critical path after the slices: nf -> step -> the RAMs' CE, 10.66 ns)
     generate
         if (NB > 1 || WSLICE == 1) begin : g_wbanks
             for (genvar b = 0; b < NB; b = b + 1) begin : g_bank
@@ -240,11 +243,11 @@ module bnn_mvtu #(
                         initial if (WEIGHT_FILE != "")
                             $readmemh({WEIGHT_FILE, 8'(48 + b / 100), 8'(48 + (b / 10) % 10), 8'(48 + b % 10), ".mem"}, bmem);
                     end
-                    always_ff @(posedge clk) if (step) wb1[b*WW + k*SW +: KW] <= bmem[waddr[DAW-1:0]];
+                    always_ff @(posedge clk) if (adv) wb1[b*WW + k*SW +: KW] <= bmem[waddr[DAW-1:0]];
                 end
             end
             if (NB > 1) begin : g_bsel
-                always_ff @(posedge clk) if (step) bsel1 <= waddr[WAW-1:BAW];
+                always_ff @(posedge clk) if (adv) bsel1 <= waddr[WAW-1:BAW];
             end else begin : g_bsel
                 assign bsel1 = '0;
             end
@@ -255,15 +258,15 @@ module bnn_mvtu #(
             if (WSTYLE == 1) begin : g_wrom
                 (* rom_style = "block" *) logic [WW-1:0] wmem [0:WD-1];
                 initial if (WEIGHT_FILE != "") $readmemh(WEIGHT_FILE, wmem);
-                always_ff @(posedge clk) if (step) w1 <= wmem[waddr];
+                always_ff @(posedge clk) if (adv) w1 <= wmem[waddr];
             end else if (WSTYLE == 0) begin : g_wrom
                 (* rom_style = "distributed" *) logic [WW-1:0] wmem [0:WD-1];
                 initial if (WEIGHT_FILE != "") $readmemh(WEIGHT_FILE, wmem);
-                always_ff @(posedge clk) if (step) w1 <= wmem[waddr];
+                always_ff @(posedge clk) if (adv) w1 <= wmem[waddr];
             end else begin : g_wrom
                 logic [WW-1:0] wmem [0:WD-1];
                 initial if (WEIGHT_FILE != "") $readmemh(WEIGHT_FILE, wmem);
-                always_ff @(posedge clk) if (step) w1 <= wmem[waddr];
+                always_ff @(posedge clk) if (adv) w1 <= wmem[waddr];
             end
         end
     endgenerate
