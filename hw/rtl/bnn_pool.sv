@@ -58,7 +58,7 @@ module bnn_pool #(
     localparam logic [NW-1:0] N_HO = NW'(HO);
     localparam logic [NW-1:0] N_WO = NW'(WO);
     localparam logic [CBW-1:0] LAST_CB = CBW'(CB - 1);
-    localparam logic [AW-1:0] A_CB = AW'(CB);
+    localparam logic [AW-1:0] A_CB1 = AW'(CB - 1);
 
     if (C % E != 0 || H < K || W < K || MODE < 0 || MODE > 3 || OUT_EW < IN_EW
         || ((MODE == 1 || MODE == 3) && IN_EW != 1) || (MODE == 1 && OUT_EW != 1)
@@ -89,21 +89,26 @@ module bnn_pool #(
     assign keep = (oh < N_HO) && (ow < N_WO);
     assign first = (ky == '0) && (kx == '0);
     assign last = (ky == N_K1) && (kx == N_K1);
-    assign a_addr = AW'(ow) * A_CB + AW'(cb);
 
+    // a_addr = ow*CB + cb (mod 2^AW; only read while keep, where it is < WORDS), kept as a counter
+    // beside them: no multiply-add between the counters and the memory's address
     always_ff @(posedge clk) begin
         if (accept) begin
-            if (cb != LAST_CB) cb <= cb + 1'b1;
-            else begin
+            if (cb != LAST_CB) begin
+                cb <= cb + 1'b1;
+                a_addr <= a_addr + 1'b1;
+            end else begin
                 cb <= '0;
                 if (w != N_W1) begin
                     w <= w + 1'b1;
                     kx <= (kx == N_K1) ? '0 : kx + 1'b1;
                     if (kx == N_K1) ow <= ow + 1'b1;
+                    a_addr <= (kx == N_K1) ? a_addr + 1'b1 : a_addr - A_CB1;   // next pixel's window, or back
                 end else begin
                     w <= '0;
                     kx <= '0;
                     ow <= '0;
+                    a_addr <= '0;
                     if (h != N_H1) begin
                         h <= h + 1'b1;
                         ky <= (ky == N_K1) ? '0 : ky + 1'b1;
@@ -118,6 +123,7 @@ module bnn_pool #(
         end
         if (rst) begin
             cb <= '0;
+            a_addr <= '0;
             w <= '0;
             kx <= '0;
             ow <= '0;
