@@ -385,3 +385,24 @@ def test_concat(e, ew, c0, c1):
         assert np.array_equal(unpack_beats(res.outputs["m_axis"], e, ew).reshape(pixels, c0 + c1), want)
         if in_stall == out_stall == 0.0:
             assert res.out_cycles["m_axis"] == list(range(1, n + 1))
+
+
+@pytest.mark.parametrize("module, params", [
+    ("bnn_fifo", {"DEPTH": 1}),
+    ("bnn_fifo", {"OUT_REG": 2}),
+    ("bnn_fifo", {"SLICE": 2}),
+    ("bnn_out_fifo", {"DEPTH": 1}),
+    ("bnn_fifo", {}),               # the defaults elaborate
+    ("bnn_out_fifo", {}),
+])
+def test_fifos_refuse_impossible_parameters(module, params):
+    """Each FIFO stops elaboration with a message naming the values."""
+    import subprocess
+
+    chparam = f"chparam {' '.join(f'-set {k} {v}' for k, v in params.items())} {module}; " if params else ""
+    proc = subprocess.run(["yosys", "-q", "-p", f"read_verilog -sv {RTL / f'{module}.sv'}; {chparam}"
+                           f"hierarchy -check -top {module}"], capture_output=True, text=True)
+    if params:
+        assert proc.returncode != 0 and f"{module}: need" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    else:
+        assert proc.returncode == 0, proc.stderr
