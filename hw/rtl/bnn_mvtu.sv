@@ -226,7 +226,10 @@ module bnn_mvtu #(
     // (adv without step) is harmless, its v1 is 0, and the issue logic stays off the enable of every
     // weight RAM (CNV_1W1A's critical path after the slices: nf -> step -> the RAMs' CE, 10.66 ns)
     generate
-        if (NB > 1 || WSLICE == 1) begin : g_wbanks
+        if (NB > 1000 || (WSLICE == 1 && NS0 > 1000)) begin : g_wnone   // refused above: build nothing
+            assign wb1 = '0;
+            assign bsel1 = '0;
+        end else if (NB > 1 || WSLICE == 1) begin : g_wbanks
             for (genvar b = 0; b < NB; b = b + 1) begin : g_bank
                 localparam int D = (b == NB - 1) ? WD - b * WBANK : WBANK;   // the last one: the rest
                 localparam int DAW = D > 1 ? $clog2(D) : 1;   // its offsets < D: the upper bits are 0
