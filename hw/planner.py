@@ -40,7 +40,7 @@ from model.atomic import atomic_write
 from model.config import read_yaml
 from model.errors import ConfigError
 
-from .bram import SLICE_FROM, banked_rams, sliced_rams
+from .bram import PORTS, SLICE_FROM, banked_rams, sliced_rams
 from .mvtu_mem import threshold_width, weight_banks, weight_layout, weight_rom
 from .stream import elem_width
 
@@ -229,7 +229,7 @@ ELEMENTWISE_LUTS = {"SumPool": (280, 2), "MaxPool": (110, 2), "GlobalSumPool": (
 GLUE = "(FIFOs, width converters)"
 
 _BRAM_SHAPES = ((1.0, ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))),
-                (0.5, ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))))
+                (0.5, PORTS))  # a RAMB18: the 18-kbit RAM's ports (hw/bram.py)
 
 
 def estimate_resources(graph: Graph, folding: Folding) -> dict[str, dict[str, float]]:
@@ -626,8 +626,9 @@ def pipeline_report(graph: Graph, folding: Folding) -> dict[str, dict[str, int]]
         mh, mw, _, _ = mv_shape(graph, layer)
         rom = weight_rom(mh, mw, folding.pe(layer.name), simd)
         mem_reg, lv = mvtu_pipeline(simd, ew, folding.clock_mhz, rom)
-        out[layer.name] = {"simd": simd, "mem_reg": mem_reg, "weight_bank": weight_layout(*rom)[0],
-                           "weight_slices": weight_layout(*rom)[1], "tree_levels": lv,
+        bank, sliced = weight_layout(*rom)
+        out[layer.name] = {"simd": simd, "mem_reg": mem_reg, "weight_bank": bank, "weight_slices": sliced,
+                           "tree_levels": lv,
                            "extra_latency": mvtu_extra_latency(simd, mem_reg, lv),
                            "tree_levels_total": tree_levels(simd),
                            "logic_levels_per_cycle": mvtu_cycle_levels(simd, lv)}
