@@ -15,7 +15,8 @@
 #   make compile (CKPT=…|CONFIG=…|PEER=…) [SEED=0] OUT=…      QONNX model + integer IR into OUT
 #   make verify  (CKPT=…|CONFIG=…|PEER=…) [SEED=0] [DATA=…] [IMAGES=64]
 #                                    PyTorch = QONNX = IR numpy = IR onnxruntime, bit for bit (table)
-#   make rtl    (CKPT=…|CONFIG=…|PEER=…) [FPS=3000|FOLDING=…] [CLOCK_MHZ=100] OUT=…   IR -> folding -> RTL
+#   make rtl    (CKPT=…|CONFIG=…|PEER=…) [FPS=3000|FOLDING=…] [CLOCK_MHZ=100] [FAMILY=xc7|ecp5] OUT=…
+#                                    IR -> folding -> RTL for that FPGA family (pnr, bitstream, uartsim: ecp5)
 #   make rtlsim (same) [IMAGES=16] [DATA=…]   Verilator: every output integer = IR golden model; cycles, FPS
 #   make synth  (same)                        Yosys synth_xilinx (7-series): LUT/FF/BRAM per layer
 #   make pnr    (same) [DEVICE=85k]           Yosys synth_ecp5 + nextpnr-ecp5 (PyPI wheels): Fmax at
@@ -48,12 +49,13 @@ PEER       ?=
 FPS        ?=
 CLOCK_MHZ  ?= 100
 FOLDING    ?=
+FAMILY     ?=
 HOST_SPLIT ?= test
 PORT       ?=
 PLL_MHZ    ?=
 HW_OUT     = $(if $(filter command line,$(origin OUT)),$(OUT),build/rtl)
 HW_ARGS    = $(MODEL_ARGS) --out $(HW_OUT) --clock-mhz $(CLOCK_MHZ) $(if $(FPS),--fps $(FPS)) \
-             $(if $(FOLDING),--folding $(FOLDING))
+             $(if $(FOLDING),--folding $(FOLDING)) $(if $(FAMILY),--family $(FAMILY))
 # which model compile/verify use: CKPT= (given on the command line), CONFIG= or PEER=
 MODEL_ARGS = $(if $(PEER),--peer $(PEER),$(if $(filter command line,$(origin CKPT)),--ckpt $(CKPT),--config $(CONFIG))) --seed $(SEED)
 
@@ -139,7 +141,8 @@ pnr: setup
 # screening: CONFIGS= several configs at once, else the model as for compile (CONFIG=, CKPT=, PEER=)
 # the board top in Verilator over a bit-level serial line (build_flow/board_check.py --sim)
 .PHONY: uartsim board-check
-uartsim: rtl
+uartsim: setup
+	$(PY) -m build_flow.rtl_flow rtl $(HW_ARGS) $(if $(FAMILY),,--family ecp5)
 	$(PY) -m build_flow.board_check --sim --build $(HW_OUT) --images $(if $(filter command line,$(origin IMAGES)),$(IMAGES),4) --seed $(SEED) \
 	  $(if $(filter command line,$(origin DATA)),--data $(DATA) --split all,$(if $(wildcard $(DATA)),--data $(DATA) --split all))
 

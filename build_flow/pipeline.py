@@ -50,6 +50,7 @@ class PlanRequest:
     lut_budget: int | None = None
     folding: str | None = None
     clock_mhz: float = DEFAULT_CLOCK_MHZ
+    family: str | None = None    # the FPGA family to build for (hw.mvtu_mem.FAMILIES); None: the folding's
 
 
 @dataclass
@@ -92,9 +93,12 @@ def plan_stage(graph, req: PlanRequest):
             print("note: --folding given, --fps/--lut-budget ignored")
         if req.clock_mhz != DEFAULT_CLOCK_MHZ:
             folding.clock_mhz = req.clock_mhz
-        return folding
-    fps = req.fps if req.fps or req.lut_budget else DEFAULT_FPS
-    return plan(graph, req.clock_mhz, fps=fps, lut_budget=req.lut_budget)
+    else:
+        fps = req.fps if req.fps or req.lut_budget else DEFAULT_FPS
+        folding = plan(graph, req.clock_mhz, fps=fps, lut_budget=req.lut_budget)
+    if req.family:
+        folding.family = req.family
+    return folding
 
 
 def save_folded_ir(graph, folding, ir_dir: str | Path):

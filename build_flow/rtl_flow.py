@@ -39,6 +39,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from hw.mvtu_mem import FAMILIES
 from hw.synth import PYNQ_Z2
 from model.errors import ConfigError, run_cli
 
@@ -60,6 +61,9 @@ def _args(argv):
                     "(plan: also the LUT budget it is checked against)")
     ap.add_argument("--folding", help="a folding file (YAML) to use instead of planning")
     ap.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ)
+    ap.add_argument("--family", choices=FAMILIES, help="the FPGA family the RTL is built for (default: ecp5 "
+                    "for pnr and bitstream, else the folding file's, else xc7): ecp5 keeps logic weight ROMs "
+                    "in banks of 16 words (one LUT4 each)")
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--data", help="real images (zip, ImageFolder or cifar-10-batches-py); else seeded random")
     ap.add_argument("--stall", type=float, default=0.2, help="probability of a stall on each side, per cycle")
@@ -71,6 +75,11 @@ def _args(argv):
     if args.step != "plan" and not args.out:
         ap.error(f"the following arguments are required for {args.step}: --out")
     return args
+
+
+def _family(args) -> str | None:
+    """The family to build for: --family, else the ECP5 for the steps that place and route on one."""
+    return args.family or ("ecp5" if args.step in ("pnr", "bitstream") else None)
 
 
 def _screened_models(args) -> list[ModelChoice]:
@@ -113,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_plan(args)
     ckpt, config, peer, seed = model_args(args, args.step)
     build = build_rtl(ModelChoice(ckpt, config, peer, seed),
-                      PlanRequest(args.fps, args.lut_budget, args.folding, args.clock_mhz), args.out)
+                      PlanRequest(args.fps, args.lut_budget, args.folding, args.clock_mhz, _family(args)), args.out)
     rc = 0
     if args.step == "rtlsim":
         doc = rtlsim_stage(build, ImageRequest(args.images, args.data, args.seed), args.stall)

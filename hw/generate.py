@@ -33,10 +33,11 @@ from .stream import elem_width, is_signed
 
 RTL_DIR = Path(__file__).parent / "rtl"
 # every submodule a module instantiates, nested ones included
-RTL_DEPENDS = {"bnn_mvtu": ("bnn_thres_step",), "bnn_threshold": ("bnn_thres_step",),
+RTL_DEPENDS = {"bnn_mvtu": ("bnn_thres_step", "bnn_rom"), "bnn_threshold": ("bnn_thres_step",),
                "bnn_pool": ("bnn_rmw", "bnn_out_fifo"), "bnn_global_sumpool": ("bnn_rmw", "bnn_out_fifo"),
                "bnn_rmw": ("bnn_out_fifo",), "bnn_swg": ("bnn_out_fifo",)}
 TOP = "bnn_top"
+OUT_PORT_FIFO_DEPTH = 2   # beats of the FIFO in front of every output port (bnn_fifo, in flip-flops)
 # beats every branch FIFO gets beyond its computed need: the need bounds deadlock, not throttling.
 # When every layer runs at the frame interval (a balanced plan), small branch FIFOs throttle the
 # join: the flagship at 28,672 planned cycles measured +5.2 % with 8 beats, +3.9 % with 32, +2.1 %
@@ -298,7 +299,10 @@ def _write_rtl(graph: Graph, folding: Folding, rtl: Path) -> dict:
         port_text[-1] += ","
         port_text += [f"    output logic [{s.width - 1}:0] {port}_tdata,", f"    output logic {port}_tvalid,",
                       f"    input  logic {port}_tready"]
-        wire = source_wire[("port", role)]
+        # a two-beat FIFO at every output port: its ready is a register, so a port's ready (placed
+        # wherever the pins are) starts no path into the network (CNV_1W1A's critical path was
+        # label_select's counter -> its ready with the port's -> the output fork -> MatMul_2, 10.76 ns)
+        wire = fifo(source_wire[("port", role)], s, s.elems, OUT_PORT_FIFO_DEPTH, f"{role}_out")
         assigns.append(f"    assign {port}_tdata = {wire}_tdata;\n    assign {port}_tvalid = {wire}_tvalid;\n"
                        f"    assign {wire}_tready = {port}_tready;")
 
@@ -319,7 +323,8 @@ def _write_rtl(graph: Graph, folding: Folding, rtl: Path) -> dict:
     (rtl / "filelist.f").write_text("\n".join(sources) + "\n")
     cycles = predict_cycles(graph, folding)
     return {
-        "top": TOP, "sources": sources, "clock_mhz": folding.clock_mhz, "folding": folding.layers,
+        "top": TOP, "sources": sources, "clock_mhz": folding.clock_mhz, "family": folding.family,
+        "folding": folding.layers,
         "ports": ports, "fifos": top.fifos, "dwcs": top.dwcs,
         "layers": [{"name": l.name, "op": l.op, "instance": f"u_{_ident(l.name)}", "pe": l.pe, "simd": l.simd}
                    for l in graph.layers],

@@ -52,7 +52,8 @@ __all__ = ["signed_width", "acc_width", "acc_bound", "threshold_width", "clip_th
            "weight_words", "threshold_words", "direction_words", "write_mem", "write_weight_mem",
            "write_threshold_mem", "write_direction_mem", "search_levels", "use_search", "activation_stages",
            "search_threshold_words", "write_search_threshold_mems", "mvtu_params", "threshold_params",
-           "weight_rom", "weight_in_bram", "weight_layout", "weight_banks", "weight_bank_files"]
+           "weight_rom", "weight_in_bram", "weight_layout", "weight_banks", "weight_bank_files",
+           "logic_rom_bank", "LOGIC_ROM_BANK", "FAMILIES"]
 
 
 # ---------------------------------------------------------------- weight banks and slices
@@ -74,6 +75,32 @@ def weight_layout(depth: int, width: int) -> tuple[int, int]:
     if not weight_in_bram(depth, width) or depth < bram.SLICE_FROM:
         return 0, 0
     return bram.rom_banks(depth, width), 1
+
+
+# Words of a weight bank kept in logic, per FPGA family: a bank as deep as one LUT of the part reads
+# (ECP5: LUT4, 16 words) makes every weight bit one LUT of the bank's address, read into the bank's
+# register, and the bank mux comes in the next cycle (MEM_REG 1). One wide logic ROM of more words is
+# left to the synthesizer, which shares decode terms across bits: CNV_1W1A's Conv_1 (36 words of
+# 1,024 bits) became 6 LUT4 levels with long routes between them on the ECP5-85F (11.24 ns,
+# 88.94 MHz). xc7's LUT6 with its F7/F8 muxes reads 256 words within one slice, deeper than any ROM
+# left in logic (block RAM from 128 words and 16 kbit), so it keeps one memory. Banks stop at
+# LOGIC_ROM_MAX_BANKS (an 8:1 bank mux, 2 LUT4 levels): a deeper logic ROM is narrow (under 16 kbit),
+# its decode drives few bits, and more banks would only move the depth into the bank mux.
+LOGIC_ROM_BANK = {"xc7": 0, "ecp5": 16}
+LOGIC_ROM_MAX_BANKS = 8
+FAMILIES = tuple(LOGIC_ROM_BANK)
+
+
+def logic_rom_bank(depth: int, width: int, family: str = "xc7") -> int:
+    """bnn_mvtu's WBANK for a weight ROM kept in logic on `family` (with WEIGHT_BRAM = 0, MEM_REG 1):
+    LOGIC_ROM_BANK words where the ROM takes 2 .. LOGIC_ROM_MAX_BANKS such banks, else 0 (one
+    memory, or a block-RAM ROM)."""
+    if family not in LOGIC_ROM_BANK:
+        raise ValueError(f"unknown FPGA family '{family}' (known: {', '.join(FAMILIES)})")
+    bank = LOGIC_ROM_BANK[family]
+    if not bank or weight_in_bram(depth, width) or not bank < depth <= bank * LOGIC_ROM_MAX_BANKS:
+        return 0
+    return bank
 
 
 def weight_banks(depth: int, width: int) -> int:
@@ -319,7 +346,7 @@ def _thres_file(mem_dir: Path, name: str, t, channels: int, pe: int, t_w: int, s
 
 def mvtu_params(mem_dir: str | Path, name: str, weights, in_dtype: str, out_dtype: str, pe: int, simd: int,
                 thresholds=None, direction=None, y_min: int | None = None, search: bool | None = None,
-                wbank: int = 0, wslice: int = 0) -> dict:
+                wbank: int = 0, wslice: int = 0, logic_bank: int = 0) -> dict:
     """Write the memory files of one MatrixVector layer into `mem_dir` (``<name>_w.mem``,
     ``<name>_t.mem``, ``<name>_d.mem``; in binary-search mode ``<name>_ts0.mem`` … instead of
     ``<name>_t.mem``) and return bnn_mvtu's parameters (absolute file paths).
@@ -332,7 +359,9 @@ def mvtu_params(mem_dir: str | Path, name: str, weights, in_dtype: str, out_dtyp
     chooses THRES_SEARCH (use_search: None = binary search when L >= 15 and L + 1 is a power of two).
     `wbank` > 0 splits the weights into bank files ``<name>_w<b:03d>.mem`` (bnn_mvtu's WBANK; set
     MEM_REG = 2 beside it) instead of ``<name>_w.mem``; `wslice` 1 splits every bank in width,
-    ``<name>_w<b:03d>_<k:03d>.mem`` (WSLICE; `weight_layout` gives both).
+    ``<name>_w<b:03d>_<k:03d>.mem`` (WSLICE; `weight_layout` gives both). `logic_bank` > 0 instead
+    splits a ROM kept in logic into banks of that many words (WEIGHT_BRAM = 0, MEM_REG 1 beside it;
+    `logic_rom_bank` gives it).
     """
     mem_dir = Path(mem_dir)
     w = np.asarray(weights)
@@ -344,6 +373,11 @@ def mvtu_params(mem_dir: str | Path, name: str, weights, in_dtype: str, out_dtyp
     params = {"MW": mw, "MH": mh, "SIMD": simd, "PE": pe, "IN_EW": elem_width(in_dtype),
               "IN_SIGNED": int(is_signed(in_dtype)), "IN_BIPOLAR": int(in_bipolar),
               "WBANK": wbank, "WSLICE": wslice}
+    if logic_bank:
+        if wbank or wslice:
+            raise ValueError("a weight ROM is banked in logic or in block RAM, not both")
+        wbank = params["WBANK"] = logic_bank
+        params["WEIGHT_BRAM"] = 0
     if wbank or wslice:
         params["WEIGHT_FILE"] = weight_bank_files(mem_dir / f"{name}_w", weight_words(w, pe, simd), pe * simd,
                                                   wbank, bool(wslice))

@@ -41,7 +41,7 @@ from model.config import read_yaml
 from model.errors import ConfigError
 
 from .bram import PORTS, SLICE_FROM, banked_rams, sliced_rams
-from .mvtu_mem import threshold_width, weight_banks, weight_layout, weight_rom
+from .mvtu_mem import FAMILIES, logic_rom_bank, threshold_width, weight_banks, weight_layout, weight_rom
 from .stream import elem_width
 
 # ops whose folding the file names; SlidingWindow and Fork follow their neighbours
@@ -68,6 +68,7 @@ class Folding:
     target_fps: float | None = None
     source: str = "planner"
     notes: list[str] = field(default_factory=list)
+    family: str = "xc7"                         # the FPGA family the RTL is built for (mvtu_mem.FAMILIES)
 
     def pe(self, name: str) -> int:
         return self.layers[name]["pe"]
@@ -629,6 +630,7 @@ def pipeline_report(graph: Graph, folding: Folding) -> dict[str, dict[str, int]]
         mem_reg, lv = mvtu_pipeline(simd, ew, folding.clock_mhz, rom)
         bank, sliced = weight_layout(*rom)
         out[layer.name] = {"simd": simd, "mem_reg": mem_reg, "weight_bank": bank, "weight_slices": sliced,
+                           "weight_logic_bank": logic_rom_bank(*rom, folding.family),
                            "tree_levels": lv,
                            "extra_latency": mvtu_extra_latency(simd, mem_reg, lv),
                            "tree_levels_total": tree_levels(simd),
@@ -677,7 +679,7 @@ def plan(graph: Graph, clock_mhz: float = 100.0, fps: float | None = None, lut_b
 
 def save_folding(folding: Folding, path: str | Path) -> Path:
     doc = {"clock_mhz": folding.clock_mhz, "target_fps": folding.target_fps, "source": folding.source,
-           "layers": folding.layers}
+           "family": folding.family, "layers": folding.layers}
     if folding.notes:
         doc["notes"] = folding.notes
     text = "# bnn-flow folding config: PE/SIMD per layer (hw/planner.py); edit by hand, then FOLDING=<this file>\n"
@@ -695,7 +697,11 @@ def load_folding(path: str | Path, graph: Graph) -> Folding:
     clock = doc.get("clock_mhz", 100.0)
     if not isinstance(clock, (int, float)) or isinstance(clock, bool) or clock <= 0:
         raise ConfigError(f"{path}: clock_mhz = {clock!r} must be a positive number")
-    folding = Folding({}, float(clock), doc.get("target_fps"), source=str(path))
+    family = doc.get("family", "xc7")
+    if family not in FAMILIES:
+        raise ConfigError(f"{path}: family = {family!r} is not an FPGA family the RTL is built for "
+                          f"({', '.join(FAMILIES)})")
+    folding = Folding({}, float(clock), doc.get("target_fps"), source=str(path), family=family)
     known = {l.name: l for l in graph.layers if l.op in FOLDED_OPS}
     for name in doc["layers"]:
         if name not in known:
@@ -757,12 +763,14 @@ def folding_from_ir(graph: Graph) -> Folding:
             layers[layer.name] = {"pe": layer.pe, "simd": layer.simd}
         elif layer.op in FOLDED_OPS:
             layers[layer.name] = {"pe": layer.pe}
-    return Folding(layers, float(meta.get("clock_mhz", 100.0)), meta.get("target_fps"), source=meta.get("source", "IR"))
+    return Folding(layers, float(meta.get("clock_mhz", 100.0)), meta.get("target_fps"), source=meta.get("source", "IR"),
+                   family=meta.get("family", "xc7"))
 
 
 def folding_meta(folding: Folding) -> dict:
     """What a folded IR records of its folding beside the layers' pe/simd."""
-    return {"clock_mhz": folding.clock_mhz, "target_fps": folding.target_fps, "source": folding.source}
+    return {"clock_mhz": folding.clock_mhz, "target_fps": folding.target_fps, "source": folding.source,
+            "family": folding.family}
 
 
 # ---------------------------------------------------------------- the planner's implementation of each IR op

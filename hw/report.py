@@ -91,7 +91,9 @@ def write_report(out) -> Path:
     if pipe:
         lines += ["Matrix-unit pipeline (hw/planner.py `mvtu_pipeline`): " + "; ".join(
             f"{n} SIMD {p['simd']}: {p['tree_levels_total']} adder levels, "
-            f"{p['logic_levels_per_cycle']} levels/cycle, +{p['extra_latency']} cycles" for n, p in pipe.items()) + ".", ""]
+            f"{p['logic_levels_per_cycle']} levels/cycle, +{p['extra_latency']} cycles"
+            + (f", weights in logic banks of {p['weight_logic_bank']} words" if p.get("weight_logic_bank") else "")
+            for n, p in pipe.items()) + ".", ""]
     lines += ["![cycles per layer](cycles.png)", "", "![resources per layer](resources.png)", "",
               "| layer | op | PE | SIMD | cycles/frame | LUT (planner) | LUT (Yosys) | FF (Yosys) | BRAM36 (Yosys) |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]

@@ -18,7 +18,7 @@ import numpy as np
 from build_flow.ir import Graph, Layer, dtype_range
 from build_flow.ops import register
 
-from .mvtu_mem import activation_stages, mvtu_params, threshold_params, weight_layout, weight_rom
+from .mvtu_mem import activation_stages, logic_rom_bank, mvtu_params, threshold_params, weight_layout, weight_rom
 from .planner import Folding, mvtu_extra_latency, mvtu_pipeline
 from .swg_model import swg_full_rate_extra_rows, swg_max_lead_beats, swg_out_fifo, swg_read_regs
 
@@ -102,7 +102,7 @@ def _matrix_vector(graph, layer, ins, out, mem, folding):
     params = mvtu_params(mem, ident(layer.name), w, x.dtype, out.dtype, layer.pe,
                          layer.simd, graph.arrays[a["thresholds"]] if a.get("thresholds") else None,
                          graph.arrays[a["direction"]] if a.get("direction") else None, a.get("y_min"),
-                         wbank=wbank, wslice=wslice)
+                         wbank=wbank, wslice=wslice, logic_bank=logic_rom_bank(*rom, folding.family))
     mem_reg, levels = mvtu_pipeline(layer.simd, x.ew, folding.clock_mhz, rom)
     if mvtu_extra_latency(layer.simd, mem_reg, levels) > MVTU_MAX_EXTRA:
         raise ValueError(f"SIMD {layer.simd}: the matrix unit's pipeline exceeds {MVTU_MAX_EXTRA} registers")

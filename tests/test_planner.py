@@ -83,7 +83,47 @@ def test_folding_file_round_trip(graph, tmp_path):
     folding = plan(graph, 125, fps=3000)
     path = save_folding(folding, tmp_path / "folding.yaml")
     again = load_folding(path, graph)
-    assert again.layers == folding.layers and again.clock_mhz == 125
+    assert again.layers == folding.layers and again.clock_mhz == 125 and again.family == "xc7"
+    folding.family = "ecp5"
+    assert load_folding(save_folding(folding, tmp_path / "ecp5.yaml"), graph).family == "ecp5"
+
+
+def test_the_family_reaches_the_rtl(graph, tmp_path):
+    """A folding's FPGA family travels with the folded IR and decides the weight ROM layout the
+    generator writes: on the ECP5 a logic ROM of 17 .. 128 words in banks of 16 words, on xc7 one
+    memory; a family the RTL does not know is refused with the file's name."""
+    from build_flow.pipeline import PlanRequest, plan_stage, save_folded_ir
+    from hw.generate import generate
+    from hw.mvtu_mem import logic_rom_bank, weight_rom
+    from hw.planner import folding_from_ir
+
+    params = {}
+    for family in ("xc7", "ecp5"):
+        folding = plan_stage(graph, PlanRequest(fps=3000, family=family if family == "ecp5" else None))
+        assert folding.family == family
+        folded = save_folded_ir(graph, folding, tmp_path / family / "ir")
+        assert folding_from_ir(folded).family == family
+        design = generate(folded, folding, tmp_path / family)
+        assert design["family"] == family
+        text = (tmp_path / family / "rtl" / "bnn_top.sv").read_text()
+        params[family] = text
+    banked = [l for l in graph.layers if l.op == "MatrixVector"
+              and logic_rom_bank(*weight_rom(*graph.arrays[l.attrs["weights"]].shape, l.pe, l.simd), "ecp5")]
+    assert banked, "no layer of the test student keeps a 17..128-word ROM in logic at this plan"
+    assert ".WEIGHT_BRAM(0)" in params["ecp5"] and ".WEIGHT_BRAM(0)" not in params["xc7"]
+    # the ECP5 layout computes what the IR computes: 6 seeded images under random stalls
+    from hw.rtlsim import simulate
+    from verify.golden_numpy import run_numpy
+
+    x = np.random.default_rng(6).integers(0, 256, size=(6, 32, 32, 3)).astype(np.uint8)
+    golden = run_numpy(graph, x)
+    res = simulate(design, x, in_stall=0.3, out_stall=0.3, seed=6, golden=golden)
+    assert res.mismatches == 0 and np.array_equal(res.logits, golden["logits"])
+    bad = tmp_path / "bad-family.yaml"
+    bad.write_text(save_folding(plan(graph, 100, fps=3000), tmp_path / "f.yaml").read_text()
+                   .replace("family: xc7", "family: ice40"))
+    with pytest.raises(ConfigError, match=r"bad-family.yaml: family = 'ice40' is not an FPGA family"):
+        load_folding(bad, graph)
 
 
 def _edit(graph, tmp_path, change):

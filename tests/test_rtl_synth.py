@@ -59,7 +59,11 @@ def _memory_cases() -> dict[str, dict[str, int | str]]:
     final = root / f"synth-{h.hexdigest()[:16]}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
     cases = {"bnn_mvtu": mvtu_mem.mvtu_params(tmp, "mv", w, "BIPOLAR", "BIPOLAR", 4, 32, t1, d1),
-             "bnn_threshold": mvtu_mem.threshold_params(tmp, "th", 64, 4, "INT8", "INT4", t15, d15)}
+             "bnn_threshold": mvtu_mem.threshold_params(tmp, "th", 64, 4, "INT8", "INT4", t15, d15),
+             # a bank of a weight ROM in logic (the ECP5 layout): 16 words of 128 bits
+             "bnn_rom": {"W": 128, "DEPTH": 16, "AW": 4,
+                         "FILE": str(mvtu_mem.write_mem(tmp / "rom.mem", [int(v) for v in
+                                                                          rng.integers(0, 2 ** 62, 16)], 128))}}
     try:
         os.rename(tmp, final)
     except OSError:  # there already (same content)

@@ -3,11 +3,12 @@
 // Parameters: W       data width in bits
 //             DEPTH   entries of the storage memory (any value >= 2)
 //             OUT_REG 1: a two-beat flip-flop stage behind the memory's read register (for the
-//                     clock): what follows starts at a flip-flop, not at a block RAM's slow
-//                     clock-to-out, and the memory's read enable depends on registers only, not on
-//                     m_axis_tready (a reader's ready, through forks and joins, would otherwise
-//                     reach every RAM's clock enable in the same cycle); two more beats held and one
-//                     more cycle of latency
+//                     clock): the block RAM's slow clock-to-out ends at flip-flops with no logic
+//                     before them, what follows starts one LUT (the slot select) after flip-flops,
+//                     and the memory's read enable depends on registers only, not on m_axis_tready
+//                     (a reader's ready, through forks and joins, would otherwise reach every RAM's
+//                     clock enable in the same cycle); two more beats held and one more cycle of
+//                     latency
 //             SLICE   1 (default): a memory deeper than 512 words is split in width into slices of
 //                     the widest block-RAM port one RAM deep holds (1 bit up to 16,384 words, 2 up to
 //                     8,192, 4 up to 4,096, 9 up to 2,048, 18 up to 1,024; hw/bram.py), one memory
@@ -60,7 +61,9 @@ module bnn_fifo #(
 
     for (genvar k = 0; k < NS; k = k + 1) begin : g_slice
         localparam int KW = (k == NS - 1) ? W - k * SW : SW;
-        logic [KW-1:0] mem [0:DEPTH-1];
+        // no_rw_check: a read never meets the write of its address (rd needs count != 0, wr needs
+        // count != DEPTH), so the synthesizer adds no collision bypass between the RAM and q
+        (* no_rw_check *) logic [KW-1:0] mem [0:DEPTH-1];
         always_ff @(posedge clk) begin
             if (wr) mem[wr_ptr] <= s_axis_tdata[k*SW +: KW];
             if (rd) q[k*SW +: KW] <= mem[rd_ptr];
@@ -88,29 +91,30 @@ module bnn_fifo #(
         assign m_axis_tvalid = q_valid;
         assign rd = (count != '0) && (!q_valid || q_take);
     end else begin : g_out_reg
-        // two-beat stage: head h (the output) and second s. A beat in q moves on whenever the stage
-        // has room after this cycle's pop. The memory is read only while that move is sure from
-        // registers alone (q empty, or s empty): then a beat read now can always leave q.
-        logic [W-1:0] s_data;
-        logic s_valid, pop;
+        // a two-entry stage of slots written in turn (wp) and read in turn (rp): a beat leaves q
+        // straight into a slot's flip-flops, with no logic between the block RAM's clock-to-out and
+        // them, and the output is the slot rp points at (one LUT after flip-flops). A beat moves on
+        // from q whenever the stage has room after this cycle's pop. The memory is read only while
+        // that move is sure from registers alone (q empty, or a slot free): then a beat read now can
+        // always leave q, and m_axis_tready reaches no RAM pin.
+        logic [W-1:0] slot0, slot1;
+        logic wp, rp, pop;
+        logic [1:0] n;                   // beats in the slots
+        assign m_axis_tvalid = n != 2'd0;
+        assign m_axis_tdata = rp ? slot1 : slot0;
         assign pop = m_axis_tvalid && m_axis_tready;
-        assign q_take = q_valid && (!s_valid || pop);
-        assign rd = (count != '0) && (!q_valid || !s_valid);
+        assign q_take = q_valid && (n != 2'd2 || pop);
+        assign rd = (count != '0) && (!q_valid || n != 2'd2);
         always_ff @(posedge clk) begin
-            if (pop) begin
-                m_axis_tdata <= s_valid ? s_data : q;
-                m_axis_tvalid <= s_valid || q_take;
-                if (s_valid) s_data <= q;
-                s_valid <= s_valid && q_take;
-            end else if (q_take) begin
-                if (m_axis_tvalid) s_data <= q;
-                else m_axis_tdata <= q;
-                if (m_axis_tvalid) s_valid <= 1'b1;
-                else m_axis_tvalid <= 1'b1;
-            end
+            if (q_take && !wp) slot0 <= q;
+            if (q_take && wp) slot1 <= q;
+            if (q_take) wp <= !wp;
+            if (pop) rp <= !rp;
+            n <= n + {1'b0, q_take} - {1'b0, pop};
             if (rst) begin
-                m_axis_tvalid <= 1'b0;
-                s_valid <= 1'b0;
+                wp <= 1'b0;
+                rp <= 1'b0;
+                n <= 2'd0;
             end
         end
     end

@@ -166,9 +166,10 @@ module bnn_mvtu #(
         if (MEM_REG < 0 || MEM_REG > 2) begin : g_bad_memreg
             $error("bnn_mvtu: need MEM_REG 0, 1 or 2 (MEM_REG=%0d)", MEM_REG);
         end
-        if (WBANK < 0 || (WBANK > 0 && (WBANK & (WBANK - 1)) != 0) || (NB > 1 && MEM_REG != 2) || NB > 1000) begin : g_bad_wbank
-            $error("bnn_mvtu: need WBANK 0 or a power of two, MEM_REG = 2 with banks, at most 1000 banks (WBANK=%0d MEM_REG=%0d NF*SF=%0d)",
-                   WBANK, MEM_REG, WD);
+        if (WBANK < 0 || (WBANK > 0 && (WBANK & (WBANK - 1)) != 0) || NB > 1000
+            || (NB > 1 && MEM_REG != (WEIGHT_BRAM == 0 ? 1 : 2))) begin : g_bad_wbank
+            $error("bnn_mvtu: need WBANK 0 or a power of two, at most 1000 banks, MEM_REG = 2 with block-RAM banks, 1 with banks in logic (WBANK=%0d MEM_REG=%0d WEIGHT_BRAM=%0d NF*SF=%0d)",
+                   WBANK, MEM_REG, WEIGHT_BRAM, WD);
         end
         if (WSLICE != 0 && (WSLICE != 1 || WEIGHT_BRAM == 0 || NS0 > 1000)) begin : g_bad_wslice
             $error("bnn_mvtu: need WSLICE 0 or 1, a block-RAM weight memory to slice and at most 1000 slices (WSLICE=%0d WEIGHT_BRAM=%0d slices=%0d)",
@@ -237,16 +238,24 @@ module bnn_mvtu #(
                 localparam int NS = (WW + SW - 1) / SW;
                 for (genvar k = 0; k < NS; k = k + 1) begin : g_slice
                     localparam int KW = (k == NS - 1) ? WW - k * SW : SW;
-                    (* rom_style = "block" *) logic [KW-1:0] bmem [0:D-1];
-                    if (WSLICE == 1) begin : g_file
-                        initial if (WEIGHT_FILE != "")
-                            $readmemh({WEIGHT_FILE, 8'(48 + b / 100), 8'(48 + (b / 10) % 10), 8'(48 + b % 10), "_",
-                                       8'(48 + k / 100), 8'(48 + (k / 10) % 10), 8'(48 + k % 10), ".mem"}, bmem);
-                    end else begin : g_file
-                        initial if (WEIGHT_FILE != "")
-                            $readmemh({WEIGHT_FILE, 8'(48 + b / 100), 8'(48 + (b / 10) % 10), 8'(48 + b % 10), ".mem"}, bmem);
+                    // bank b's file <WEIGHT_FILE><b:03d>.mem, or slice k's of it <...>_<k:03d>.mem
+                    localparam BANK_FILE = {WEIGHT_FILE, 8'(48 + b / 100), 8'(48 + (b / 10) % 10), 8'(48 + b % 10)};
+                    if (WEIGHT_BRAM == 0) begin : g_logic
+                        // a bank in logic (WBANK = the words one LUT of the part reads, unsliced),
+                        // synthesized apart (bnn_rom): each bit one LUT of the bank's address
+                        bnn_rom #(.W(KW), .DEPTH(D), .AW(DAW), .FILE({BANK_FILE, ".mem"})) u_rom (
+                            .clk(clk), .en(adv), .addr(waddr[DAW-1:0]), .q(wb1[b*WW + k*SW +: KW]));
+                    end else begin : g_block
+                        (* rom_style = "block" *) logic [KW-1:0] bmem [0:D-1];
+                        if (WSLICE == 1) begin : g_file
+                            initial if (WEIGHT_FILE != "")
+                                $readmemh({BANK_FILE, "_", 8'(48 + k / 100), 8'(48 + (k / 10) % 10), 8'(48 + k % 10),
+                                           ".mem"}, bmem);
+                        end else begin : g_file
+                            initial if (WEIGHT_FILE != "") $readmemh({BANK_FILE, ".mem"}, bmem);
+                        end
+                        always_ff @(posedge clk) if (adv) wb1[b*WW + k*SW +: KW] <= bmem[waddr[DAW-1:0]];
                     end
-                    always_ff @(posedge clk) if (adv) wb1[b*WW + k*SW +: KW] <= bmem[waddr[DAW-1:0]];
                 end
             end
             if (NB > 1) begin : g_bsel

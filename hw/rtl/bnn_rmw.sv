@@ -41,7 +41,9 @@ module bnn_rmw #(
                WORDS, AW, DW, XW);
     end
 
-    logic [DW-1:0] mem [0:WORDS-1];
+    // no_rw_check: a read that meets a write of its address gets that write forwarded (wb2), so the
+    // RAM's data on a collision is never used and the synthesizer adds no bypass for it
+    (* no_rw_check *) logic [DW-1:0] mem [0:WORDS-1];
     logic [DW-1:0] rd_data;
     logic rd_en, wr_en, push;
     logic [2:0] fcount;
@@ -54,8 +56,8 @@ module bnn_rmw #(
     logic [DW-1:0] c_rd;
     // the writes at the last two clock edges: the one before the last coincides with stage C's
     // read (a read during a write returns the old word), the last one came after it
-    logic wb1_v, wb2_v;
-    logic [AW-1:0] wb1_addr, wb2_addr;
+    logic wb1_v, hit1, hit2;
+    logic [AW-1:0] wb1_addr;
     logic [DW-1:0] wb1_data, wb2_data;
 
     assign room = (4'(fcount) + 4'(b_v && b_last) + 4'(c_v && c_last)) < 4'(ODEPTH);
@@ -83,20 +85,21 @@ module bnn_rmw #(
         wb1_v <= wr_en;
         wb1_addr <= c_addr;
         wb1_data <= result;
-        wb2_v <= wb1_v;
-        wb2_addr <= wb1_addr;
         wb2_data <= wb1_data;
+        // which write in flight the beat entering stage C meets, decided a cycle ahead (stage B):
+        // the one stage C writes now becomes wb1, wb1 becomes wb2, so `old`'s select is registers
+        hit1 <= wr_en && c_addr == b_addr;
+        hit2 <= wb1_v && wb1_addr == b_addr;
         if (rst) begin
             b_v <= 1'b0;
             c_v <= 1'b0;
             wb1_v <= 1'b0;
-            wb2_v <= 1'b0;
         end
     end
 
     always_comb begin
-        if (wb1_v && wb1_addr == c_addr) old = wb1_data;
-        else if (wb2_v && wb2_addr == c_addr) old = wb2_data;
+        if (hit1) old = wb1_data;
+        else if (hit2) old = wb2_data;
         else old = c_rd;
     end
 
