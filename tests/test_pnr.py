@@ -36,6 +36,20 @@ def test_parser_on_saved_student_small_log():
     assert s["used"] == {"lut4": 18718, "ff": 7035, "dp16kd": 64, "mult18": 0}
 
 
+def test_parser_on_saved_passing_log():
+    """CNV_1W1A at finn-examples' folding on the ECP5 family's RTL (2026-12-07): the post-route
+    figure passes 100 MHz although the placer's estimate before routing failed it."""
+    text = (LOGS / "cnv_1w1a-103mhz-85k.log").read_text()
+    rep = parse_nextpnr_log(text)
+    (clock, f), = rep["fmax"].items()
+    assert f == {"mhz": 103.66, "target_mhz": 100.0, "pass": True}
+    assert "FAIL at 100.00 MHz" in text.split("Info: Routing globals", 1)[0]   # the placer's estimate
+    crit = rep["critical"][clock]
+    assert crit["source"] == "u_Conv_2_swg.q_v_TRELLIS_FF_Q.Q" and crit["delay_ns"] == 9.65
+    s = summarize(rep, ECP5_85F, 100.0)
+    assert s["timing_met"] and s["fits"] and s["used"]["dp16kd"] == 127
+
+
 def test_parser_on_empty_and_truncated_logs():
     assert parse_nextpnr_log("") == {"fmax": {}, "utilization": {}, "critical": {}}
     text = (LOGS / "student-small-unpipelined-85k.log").read_text()

@@ -182,6 +182,12 @@ module bnn_swg #(
     logic fifo_wr;
     logic [FCW-1:0] fcount;
     logic [1:0] in_flight;  // issued reads not yet in rd_v: the READ_REGS stages
+    // beats that may still be issued: ODEPTH less those in flight and in the output FIFO, kept as a
+    // counter so that `issue` is one compare of registers (their sum in the cycle, two adders and a
+    // compare before every counter's enable and dp's adder, was the flagship's critical path at
+    // 96.83 MHz and CNV_1W1A's at 103.66)
+    logic [FCW-1:0] credits;
+    logic pop;
 
     always_comb begin
         row = vr + ky;
@@ -205,7 +211,7 @@ module bnn_swg #(
         // (every counter at 0) are registers, so the issue decision that enables every counter
         // is one compare deep
         row_ok = !at_start || (dp >= need);
-        issue = row_ok && (5'(fcount) + 5'(rd_v) + 5'(in_flight) + 5'(q_v) < 5'(ODEPTH));
+        issue = row_ok && (credits != '0);
         rd_en = issue && real_px;
     end
 
@@ -292,6 +298,7 @@ module bnn_swg #(
             end
         end
         dp <= dp + {{(NW - 1) {1'b0}}, row_done} - ((issue && row_end) ? delta : '0);
+        credits <= credits - FCW'(issue) + FCW'(pop);
         if (issue) at_start <= row_end;
         if (issue && row_end) begin
             need <= NEED_T[ho_next*NW +: NW];
@@ -312,8 +319,18 @@ module bnn_swg #(
             vr <= '0;
             lo_slot <= '0;
             dp <= N_R;
+            credits <= FCW'(ODEPTH);
         end
     end
+    assign pop = m_axis_tvalid && m_axis_tready;
+`ifndef SYNTHESIS
+    // the credits are what the sum would give: every issued beat is in flight, in the read
+    // registers or in the output FIFO until it leaves
+    always_ff @(posedge clk)
+        if (!rst && 5'(credits) + 5'(fcount) + 5'(rd_v) + 5'(in_flight) + 5'(q_v) != 5'(ODEPTH))
+            $error("bnn_swg: %0d credits + %0d beats held != ODEPTH %0d", credits,
+                   5'(fcount) + 5'(rd_v) + 5'(in_flight) + 5'(q_v), ODEPTH);
+`endif
 
     // ---------------------------------------------------------------- output FIFO
     bnn_out_fifo #(.W(DW), .DEPTH(ODEPTH)) u_out (
