@@ -129,7 +129,12 @@ module bnn_swg #(
     end
 
     // ---------------------------------------------------------------- line buffer
-    logic [DW-1:0] mem [0:WORDS-1];
+    // no_rw_check: a slot is written only once released, after its rows' reads were issued, and a
+    // row is read only once complete; with READ_REGS, W*C/E >= 4 keeps the last reads of a released
+    // slot ahead of the first write into it, so no read meets the write of its address (checked in
+    // simulation below) and the synthesizer adds no collision bypass after the RAM (CNV_1W1A's
+    // board top: the bypass LUT between Conv_5_swg's RAM and its read register, 11.18 ns)
+    (* no_rw_check *) logic [DW-1:0] mem [0:WORDS-1];
     logic [DW-1:0] rd_data;
     logic [AW-1:0] wr_addr, mem_addr;
     logic wr_en, mem_en;
@@ -324,6 +329,9 @@ module bnn_swg #(
     end
     assign pop = m_axis_tvalid && m_axis_tready;
 `ifndef SYNTHESIS
+    always_ff @(posedge clk)
+        if (!rst && wr_en && mem_en && wr_addr == mem_addr)
+            $error("bnn_swg: a line-buffer read meets the write of its address %0d", wr_addr);
     // the credits are what the sum would give: every issued beat is in flight, in the read
     // registers or in the output FIFO until it leaves
     always_ff @(posedge clk)
