@@ -300,7 +300,10 @@ module bnn_mvtu #(
 
     generate
         if (NF > 1) begin : g_buf
-            logic [IW-1:0] ibuf [0:SF-1];
+            // in distributed RAM, as the planner costs it: Yosys put CNV_1W1A's 36 x 32-bit buffers
+            // in ECP5 block RAMs, whose 5.6 ns clock-to-out and route into the buffer select were the
+            // board top's critical path (10.15 ns, Conv_3)
+            (* ram_style = "distributed" *) logic [IW-1:0] ibuf [0:SF-1];
             always_ff @(posedge clk) begin
                 if (step && nf0) ibuf[sf] <= s_axis_tdata;
                 if (step && !nf0) xbuf1 <= ibuf[sf];
