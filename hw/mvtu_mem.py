@@ -82,7 +82,8 @@ def weight_layout(depth: int, width: int) -> tuple[int, int]:
 # register, and the bank mux comes in the next cycle (MEM_REG 1). One wide logic ROM of more words is
 # left to the synthesizer, which shares decode terms across bits: CNV_1W1A's Conv_1 (36 words of
 # 1,024 bits) became 6 LUT4 levels with long routes between them on the ECP5-85F (11.24 ns,
-# 88.94 MHz). xc7's LUT6 with its F7/F8 muxes reads 256 words within one slice, deeper than any ROM
+# 88.94 MHz). Each bank is a bnn_rom, synthesized apart: flattened, ABC chained the banks' bits
+# through each other's LUTs all the same (5 levels, 91.81 MHz). xc7's LUT6 with its F7/F8 muxes reads 256 words within one slice, deeper than any ROM
 # left in logic (block RAM from 128 words and 16 kbit), so it keeps one memory. Banks stop at
 # LOGIC_ROM_MAX_BANKS (an 8:1 bank mux, 2 LUT4 levels): a deeper logic ROM is narrow (under 16 kbit),
 # its decode drives few bits, and more banks would only move the depth into the bank mux.
