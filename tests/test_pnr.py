@@ -167,18 +167,24 @@ def test_sliced_weight_banks_are_one_ram_deep_on_ecp5(tmp_path):
     assert sorted(a for a, _ in widths) == [4, 4, 4, 4, 18], widths   # port A reads the ROM
 
 
-def _comb_reaches(netlist: Path, port: str, cell_type: str) -> bool:
-    """Whether a top-level input `port` reaches an input of a `cell_type` cell through logic alone
-    (stopping at flip-flops and at block RAMs) in a Yosys ECP5 JSON netlist."""
+def _module_readers(netlist: Path, module: str | None = None) -> tuple[dict, dict[int, list[dict]]]:
+    """`module` (default: the top) of a Yosys ECP5 JSON netlist, and the cells reading each net bit."""
     import json
     mods = json.loads(netlist.read_text())["modules"]
-    (mod,) = [m for m in mods.values() if m.get("attributes", {}).get("top")]
+    (mod,) = [m for name, m in mods.items() if (name == module if module else m.get("attributes", {}).get("top"))]
     readers: dict[int, list[dict]] = {}
     for cell in mod["cells"].values():
         for name, bits in cell["connections"].items():
             if cell["port_directions"][name] == "input":
                 for b in bits:
                     readers.setdefault(b, []).append(cell)
+    return mod, readers
+
+
+def _comb_reaches(netlist: Path, port: str, cell_type: str) -> bool:
+    """Whether a top-level input `port` reaches an input of a `cell_type` cell through logic alone
+    (stopping at flip-flops and at block RAMs) in a Yosys ECP5 JSON netlist."""
+    mod, readers = _module_readers(netlist)
     todo, seen = list(mod["ports"][port]["bits"]), set()
     while todo:
         bit = todo.pop()
@@ -228,15 +234,7 @@ def _lut_levels_from(netlist: Path, net: str, module: str | None = None) -> int:
     flip-flop but the register itself, in `module` (default: the top) of a Yosys ECP5 JSON netlist:
     through LUT4s, the PFU muxes (counted as part of a LUT) and carry chains, stopping at flip-flops,
     block RAMs and submodules."""
-    import json
-    mods = json.loads(netlist.read_text())["modules"]
-    (mod,) = [m for name, m in mods.items() if (name == module if module else m.get("attributes", {}).get("top"))]
-    readers: dict[int, list[dict]] = {}
-    for cell in mod["cells"].values():
-        for name, bits in cell["connections"].items():
-            if cell["port_directions"][name] == "input":
-                for b in bits:
-                    readers.setdefault(b, []).append(cell)
+    mod, readers = _module_readers(netlist, module)
     own = set(mod["netnames"][net]["bits"])
     best = 0
     frontier = {b: 0 for b in own}
