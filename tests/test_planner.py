@@ -97,6 +97,9 @@ def test_the_family_reaches_the_rtl(graph, tmp_path):
     from hw.mvtu_mem import logic_rom_bank, weight_rom
     from hw.planner import folding_from_ir
 
+    import copy
+
+    graph = copy.deepcopy(graph)   # the module's graph stays unfolded for the other tests
     params = {}
     for family in ("xc7", "ecp5"):
         folding = plan_stage(graph, PlanRequest(fps=3000, family=family if family == "ecp5" else None))
