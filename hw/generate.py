@@ -38,6 +38,9 @@ RTL_DEPENDS = {"bnn_mvtu": ("bnn_thres_step", "bnn_rom"), "bnn_threshold": ("bnn
                "bnn_rmw": ("bnn_out_fifo",), "bnn_swg": ("bnn_out_fifo",)}
 TOP = "bnn_top"
 OUT_PORT_FIFO_DEPTH = 2   # beats of the FIFO in front of every output port (bnn_fifo, in flip-flops)
+# beats of the FIFO behind every join (AddSat, Concat): the flagship's critical path on the ECP5 was a
+# valid/ready chain from a fork FIFO's count through two forks and a join into a FIFO's read enable
+JOIN_FIFO_DEPTH = 2
 # beats every branch FIFO gets beyond its computed need: the need bounds deadlock, not throttling.
 # When every layer runs at the frame interval (a balanced plan), small branch FIFOs throttle the
 # join: the flagship at 28,672 planned cycles measured +5.2 % with 8 beats, +3.9 % with 32, +2.1 %
@@ -282,6 +285,10 @@ def _write_rtl(graph: Graph, folding: Folding, rtl: Path) -> dict:
             a, b = take(layer, 0, want[0]), take(layer, 1, want[1])
             instance(module, name, params,
                      f"{connect('s0_axis', a)},\n        {connect('s1_axis', b)},\n        {connect('m_axis', outs[0])}")
+            # a join's ready is combinational in both its inputs' state and its reader's ready: a
+            # two-beat FIFO behind it (its ready a register) ends the valid/ready chain there
+            s_out = streams[layer.outputs[0]]
+            outs[0] = fifo(outs[0], s_out, s_out.elems, JOIN_FIFO_DEPTH, f"{_ident(layer.name)}_out")
         else:
             src = take(layer, 0, want[0])
             instance(module, name, params, f"{connect('s_axis', src)},\n        {connect('m_axis', outs[0])}")
