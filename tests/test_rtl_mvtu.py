@@ -26,6 +26,9 @@ from hw.stream import elem_width, is_signed, pack_beats, unpack_beats
 from verify import golden_numpy
 
 RTL = Path(__file__).resolve().parents[1] / "hw" / "rtl"
+# bnn_mvtu and the submodules it instantiates (hw/generate.py RTL_DEPENDS)
+MVTU_SOURCES = [RTL / "bnn_thres_step.sv", RTL / "bnn_rom.sv", RTL / "bnn_mvtu.sv"]
+MVTU_READS = "".join(f"read_verilog -sv {f}; " for f in MVTU_SOURCES)
 STALLS = [(0.0, 0.0, 1), (0.4, 0.4, 2), (0.1, 0.8, 3)]  # (in_stall, out_stall, seed); the last fills the pipeline
 
 
@@ -148,7 +151,7 @@ def run_mvtu(case: str, seed: int = 0, pipe: tuple[int, int] = (0, 0), cases: di
     if t is not None:
         assert params["THRES_SEARCH"] == int(mvtu_mem.use_search(t.shape[1], search))
     in_ew, out_ew = params["IN_EW"], params["OUT_EW"]
-    sim = build("bnn_mvtu", [RTL / "bnn_thres_step.sv", RTL / "bnn_rom.sv", RTL / "bnn_mvtu.sv"], params, inputs=[Port("s_axis", simd * in_ew)],
+    sim = build("bnn_mvtu", MVTU_SOURCES, params, inputs=[Port("s_axis", simd * in_ew)],
                 outputs=[Port("m_axis", pe * out_ew)], extra_args=list(extra_args))
     beats = pack_beats(x.reshape(-1), simd, in_ew, bipolar=in_dtype == "BIPOLAR")
     nf, sf = mh // pe, mw // simd
@@ -425,9 +428,7 @@ def test_yosys_synthesizes_the_integer_branches(tmp_path):
     t, d = rng.integers(-300, 300, size=(4, 15)), rng.choice([-1, 1], size=4)
     cases = [mvtu_mem.mvtu_params(tmp_path, "a", w, "UINT8", "INT4", 2, 4, t, d),
              mvtu_mem.mvtu_params(tmp_path, "b", w, "INT4", "INT8", 4, 2)]
-    script = [f"read_verilog -sv {RTL / 'bnn_thres_step.sv'}", f"read_verilog -sv {RTL / 'bnn_rom.sv'}",
-              f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}",
-              "design -save src"]
+    script = [f"read_verilog -sv {f}" for f in MVTU_SOURCES] + ["design -save src"]
     for k, params in enumerate(cases):
         script += ["design -load src", f"chparam {_chparam(params)} bnn_mvtu",
                    "synth_xilinx -family xc7 -top bnn_mvtu -flatten", f"tee -q -o {tmp_path / f'stat{k}.txt'} stat"]
@@ -508,8 +509,7 @@ def test_yosys_search_uses_far_fewer_luts(tmp_path):
     cases = [mvtu_mem.mvtu_params(tmp_path, f"m{s}", w, "BIPOLAR", "INT6", 4, 8, t, d, search=bool(s))
              for s in (0, 1)]
     assert [c["THRES_SEARCH"] for c in cases] == [0, 1]
-    procs = [subprocess.Popen(["yosys", "-q", "-p", f"read_verilog -sv {RTL / 'bnn_thres_step.sv'}; read_verilog -sv {RTL / 'bnn_rom.sv'}; "
-                               f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}; "
+    procs = [subprocess.Popen(["yosys", "-q", "-p", f"{MVTU_READS}"
                                f"chparam {_chparam(params)} bnn_mvtu; synth_xilinx -family xc7 -top bnn_mvtu -flatten; "
                                f"tee -q -o {tmp_path / f'stat{k}.txt'} stat"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -570,8 +570,7 @@ def test_weight_banks_synthesize_to_block_ram_and_lint_clean(tmp_path):
     params.update(MEM_REG=2, TREE_LEVELS=2)
     assert sorted(p.name for p in tmp_path.glob("mv_w*.mem")) == ["mv_w000.mem", "mv_w001.mem", "mv_w002.mem"]
     stat = tmp_path / "stat.txt"
-    proc = subprocess.run(["yosys", "-q", "-p", f"read_verilog -sv {RTL / 'bnn_thres_step.sv'}; read_verilog -sv {RTL / 'bnn_rom.sv'}; "
-                           f"read_verilog -sv {RTL / 'bnn_mvtu.sv'}; chparam {_chparam(params)} bnn_mvtu; "
+    proc = subprocess.run(["yosys", "-q", "-p", f"{MVTU_READS}chparam {_chparam(params)} bnn_mvtu; "
                            f"synth_xilinx -family xc7 -top bnn_mvtu -flatten; tee -q -o {stat} stat"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -582,6 +581,6 @@ def test_weight_banks_synthesize_to_block_ram_and_lint_clean(tmp_path):
     assert not [c for c in cells if c.startswith("$")], cells  # nothing left unmapped
     lint = ["verilator", "--lint-only", "-Wall", "--top-module", "bnn_mvtu",
             *[f'-G{k}="{v}"' if isinstance(v, str) else f"-G{k}={int(v)}" for k, v in params.items()],
-            str(RTL / "bnn_thres_step.sv"), str(RTL / "bnn_rom.sv"), str(RTL / "bnn_mvtu.sv")]
+            *map(str, MVTU_SOURCES)]
     proc = subprocess.run(lint, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
